@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a bare machine:
+#   make demo   - create .venv, install, run the property-management demo on the local model
+#   make test   - create .venv, install, lint, type-check and run the tests (servers start themselves)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export OMP_WAIT_POLICY ?= PASSIVE
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+
+.PHONY: venv demo demo-interactive test lint typecheck unit bench eval-bfcl clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(PY) examples/property_demo.py
+
+demo-interactive: venv
+	$(PY) examples/property_demo.py --interactive
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+bench: venv
+	$(PY) bench/run.py
+
+eval-bfcl: venv
+	$(PY) -m pip install --quiet bfcl-eval
+	$(PY) bench/bfcl_eval.py --n 40
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

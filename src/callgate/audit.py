@@ -1,0 +1,1006 @@
+"""A tamper-evident audit log of everything the gate and the agent loop did.
+
+Every model turn, every call (whatever its outcome), every approval event and any policy event the
+application reports becomes one record: who (user, roles, tenant), which conversation and run, the
+user's original request, the tool and its version, the arguments *redacted*
+(`callgate.redaction`), the decision and the rule that took it, approval ids, a truncated and
+redacted result summary, the error kind and timings.
+
+Records form a hash chain: each carries `seq`, `prev_hash` and
+`hash = SHA-256(prev_hash || canonical JSON of the record without its hash)`, so editing,
+deleting, inserting or reordering a stored record breaks the chain at a place `verify` names
+exactly. Deleting the *newest* records leaves a shorter chain that is still valid; to catch that,
+store `head()` (the last seq and hash) somewhere the database's writers cannot reach and pass it to
+`verify(anchor=...)`.
+
+Stores (`callgate.stores.sqlite_audit`, `callgate.stores.pg_audit`) assign seq and hashes inside
+one transaction per record, serialised across processes, so the chain never forks and a crash
+never leaves half a record.
+
+`replay` re-runs a recorded conversation's proposed calls through today's gate and reports where
+the outcome differs; `add_cli` wires `callgate audit verify|head|show|replay`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from callgate.context import RunContext
+from callgate.gate.base import CallRecord, TurnRecord
+from callgate.redaction import DEFAULT_PATTERNS, ValuePattern, redact, redact_text
+
+if TYPE_CHECKING:
+    from callgate.gate.base import Invocation, PolicyDecision
+    from callgate.messages import ToolCall, ToolResult
+
+log = logging.getLogger("callgate.audit")
+
+GENESIS = "0" * 64
+"""The `prev_hash` of the first record."""
+
+ENV_DB = "CALLGATE_AUDIT_DB"
+
+# ------------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One stored record. `data` holds the kind-specific payload (already redacted)."""
+
+    seq: int
+    ts: float
+    kind: str
+    conversation_id: str | None
+    run_id: str | None
+    user_id: str | None
+    tenant: str | None
+    tool: str | None
+    decision: str | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def body(self, seq: int | None = None) -> dict[str, Any]:
+        """Everything the hash covers (optionally as if stored under another seq)."""
+        return {
+            "seq": self.seq if seq is None else seq,
+            "ts": self.ts,
+            "kind": self.kind,
+            "conversation_id": self.conversation_id,
+            "run_id": self.run_id,
+            "user_id": self.user_id,
+            "tenant": self.tenant,
+            "tool": self.tool,
+            "decision": self.decision,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.body(), "hash": self.hash}
+
+    def computed_hash(self, seq: int | None = None) -> str:
+        return chain_hash(self.prev_hash, self.body(seq))
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The newest record's seq and hash: an anchor to keep outside the database."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Head:
+        seq, sep, digest = text.strip().partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64:
+            raise ValueError(f"an anchor looks like SEQ:SHA256HEX, got {text!r}")
+        return cls(int(seq), digest.lower())
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that is hashed: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy: unknown objects become strings, non-finite floats become strings, so
+    every record serialises the same way on every backend."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [jsonable(v) for v in items]
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A record before the store gives it a seq and hashes."""
+
+    ts: float
+    kind: str
+    conversation_id: str | None
+    run_id: str | None
+    user_id: str | None
+    tenant: str | None
+    tool: str | None
+    decision: str | None
+    data: dict[str, Any]
+
+    def seal(self, seq: int, prev_hash: str) -> AuditEntry:
+        draft = AuditEntry(
+            seq,
+            self.ts,
+            self.kind,
+            self.conversation_id,
+            self.run_id,
+            self.user_id,
+            self.tenant,
+            self.tool,
+            self.decision,
+            self.data,
+            prev_hash,
+            "",
+        )
+        return AuditEntry(**{**_fields(draft), "hash": draft.computed_hash()})
+
+
+def _fields(e: AuditEntry) -> dict[str, Any]:
+    return {name: getattr(e, name) for name in AuditEntry.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Filters for reading records back (all optional, combined with AND)."""
+
+    conversation_id: str | None = None
+    user_id: str | None = None
+    tool: str | None = None
+    decision: str | None = None
+    kind: str | None = None
+    after_seq: int = 0
+    limit: int | None = None
+    newest_first: bool = False
+
+
+@runtime_checkable
+class AuditStore(Protocol):
+    """Where records live. `append` must assign seq and hashes atomically (one transaction,
+    serialised against every other writer) and return the sealed entry."""
+
+    def append(self, record: NewRecord) -> AuditEntry: ...
+
+    def query(self, q: Query) -> list[AuditEntry]: ...
+
+    def iter_all(self) -> Iterator[AuditEntry]:
+        """Every stored row in seq order, exactly as stored (verification reads this)."""
+        ...
+
+    def head(self) -> Head | None: ...
+
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One break in the chain. `kind`: edited, replaced, deleted, inserted, reordered,
+    renumbered, truncated or anchor_mismatch. `seq` is the stored seq to look at."""
+
+    kind: str
+    seq: int
+    message: str
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    count: int
+    head: Head | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def summary(self) -> str:
+        if self.ok:
+            head = f", head {self.head}" if self.head else ""
+            return f"OK: {self.count} records, chain intact{head}"
+        lines = [f"TAMPERED: {len(self.problems)} problem(s) in {self.count} records"]
+        lines += [f"  seq {p.seq}: {p.kind}: {p.message}" for p in self.problems]
+        return "\n".join(lines)
+
+
+_WINDOW = 64  # how far a renumbered record's original seq is searched when its link is gone
+_MAX_WINDOW_SEARCHES = 200
+
+
+def verify_entries(entries: Iterable[AuditEntry], anchor: Head | None = None) -> VerifyReport:
+    """Walk the chain and say exactly which stored records break it, and how.
+
+    Each record's own hash is recomputed (an edit shows there); each `prev_hash` must be the
+    hash of the record stored just before it (deletions, insertions and reorderings show there).
+    A record whose seq was changed still hashes correctly under its original seq, which is
+    recovered from its link to its predecessor, so a deletion or insertion followed by
+    renumbering is reported as that deletion or insertion, not as a cascade of edits.
+    """
+    rows = list(entries)
+    n = len(rows)
+    index: dict[str, int] = {}
+    for i, e in enumerate(rows):
+        index.setdefault(e.hash, i)
+    linked = {e.prev_hash for e in rows}
+    orig: list[int | None] = [e.seq if e.computed_hash() == e.hash else None for e in rows]
+
+    # Recover original seqs of renumbered records through their links (a few passes suffice
+    # unless records were shuffled wholesale).
+    for _ in range(8):
+        changed = False
+        for i, e in enumerate(rows):
+            if orig[i] is not None:
+                continue
+            if e.prev_hash == GENESIS:
+                cand: int | None = 1
+            else:
+                j = index.get(e.prev_hash)
+                pj = orig[j] if j is not None else None
+                cand = pj + 1 if pj is not None else None
+            if cand is not None and e.computed_hash(cand) == e.hash:
+                orig[i] = cand
+                changed = True
+        if not changed:
+            break
+    searches = 0
+    for i, e in enumerate(rows):
+        if orig[i] is not None or searches >= _MAX_WINDOW_SEARCHES:
+            continue
+        searches += 1
+        for d in range(1, _WINDOW + 1):
+            hit = next(
+                (c for c in (e.seq + d, e.seq - d) if c > 0 and e.computed_hash(c) == e.hash),
+                None,
+            )
+            if hit is not None:
+                orig[i] = hit
+                break
+
+    problems: list[Problem] = []
+    shift: int | None = 0  # stored seq minus written seq; None: just explained, accept anew
+    prev_i: int | None = None
+    for i, e in enumerate(rows):
+        oi = orig[i]
+        expected_prev = GENESIS if prev_i is None else rows[prev_i].hash
+        if oi is None:
+            if e.prev_hash != expected_prev and e.hash not in linked:
+                # neither linked to its predecessor nor linked to by anything: not ours
+                problems.append(Problem("inserted", e.seq, "a record that is not in the chain"))
+                shift = None
+                continue
+            problems.append(
+                Problem("edited", e.seq, "the record's content does not match its hash")
+            )
+            prev_i = i
+            continue
+        if e.prev_hash == expected_prev:
+            if shift is not None and e.seq - oi != shift:
+                problems.append(
+                    Problem("renumbered", e.seq, f"this record was written as seq {oi}")
+                )
+            shift = e.seq - oi
+            prev_i = i
+            continue
+        j = -1 if e.prev_hash == GENESIS else index.get(e.prev_hash)
+        if j is None:
+            prev_orig = 0 if prev_i is None else orig[prev_i]
+            if prev_orig is not None and oi - prev_orig > 1:
+                a, b = prev_orig + 1, oi - 1
+                what = f"record {a} was" if a == b else f"records {a}..{b} were"
+                problems.append(Problem("deleted", e.seq, f"{what} deleted just before this one"))
+            elif prev_i is not None:
+                problems.append(
+                    Problem(
+                        "replaced",
+                        rows[prev_i].seq,
+                        "the record was rewritten and its hash recomputed "
+                        f"(record seq {e.seq} points to a different predecessor)",
+                    )
+                )
+            else:
+                problems.append(Problem("deleted", e.seq, "its predecessor is missing"))
+        elif j < i:
+            skipped = [k for k in range(j + 1, i) if rows[k].hash not in linked]
+            for k in skipped:
+                problems.append(
+                    Problem("inserted", rows[k].seq, "no record of the chain points to it")
+                )
+            if not skipped and e.seq != oi:
+                problems.append(
+                    Problem("reordered", e.seq, f"written as seq {oi}, stored out of order")
+                )
+        else:
+            problems.append(
+                Problem(
+                    "reordered",
+                    e.seq,
+                    f"written as seq {oi}, its predecessor is stored later (seq {rows[j].seq})",
+                )
+            )
+        shift = e.seq - oi
+        prev_i = i
+
+    inserted = {p.seq for p in problems if p.kind == "inserted"}
+    problems = [p for p in problems if not (p.kind == "edited" and p.seq in inserted)]
+    problems.sort(key=lambda p: p.seq)
+
+    head = Head(rows[-1].seq, rows[-1].hash) if rows else None
+    if anchor is not None and anchor.hash not in index:
+        last = max((o for o in orig if o is not None), default=0)
+        if last < anchor.seq:
+            problems.append(
+                Problem(
+                    "truncated",
+                    last + 1,
+                    f"records {last + 1}..{anchor.seq} are missing (anchored head "
+                    f"{anchor.seq} not found; the log ends at {last})",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    "anchor_mismatch",
+                    anchor.seq,
+                    "the anchored record is not in the log (it was rewritten)",
+                )
+            )
+    return VerifyReport(n, head, problems)
+
+
+# ---------------------------------------------------------------------------------- AuditLog
+
+
+class AuditLog:
+    """Observer for the gate and the agent loop that writes redacted, chained records.
+
+    `AuditLog(store)` is passed as a gate observer (`on_call`) and an agent observer
+    (`on_turn`); approvals and the application report other events with `record_event`.
+    Observers must not raise, so write failures are logged and counted in `failures`; pass
+    `strict=True` to make them raise instead (for applications that must not run unaudited).
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        patterns: Sequence[ValuePattern] = DEFAULT_PATTERNS,
+        max_summary_chars: int = 500,
+        max_text_chars: int = 2000,
+        sensitive_params: Mapping[str, Iterable[str]] | None = None,
+        strict: bool = False,
+    ) -> None:
+        self.store = store
+        self.patterns = tuple(patterns)
+        self.max_summary_chars = max_summary_chars
+        self.max_text_chars = max_text_chars
+        self.sensitive_params = {k: frozenset(v) for k, v in (sensitive_params or {}).items()}
+        self.strict = strict
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, target: str, **kwargs: Any) -> AuditLog:
+        """An audit log on a SQLite path or a PostgreSQL DSN (postgresql://...)."""
+        return cls(open_store(target), **kwargs)
+
+    # writing -----------------------------------------------------------------------------
+
+    def on_call(self, record: CallRecord) -> None:
+        ctx = record.ctx
+        sensitive = record.sensitive | self.sensitive_params.get(record.tool, frozenset())
+        state = {k: v for k, v in record.state.items() if k not in _STATE_SKIP}
+        data: dict[str, Any] = {
+            **self._who(ctx),
+            "call_id": record.call_id,
+            "version": record.version,
+            "arguments": redact(record.arguments, sensitive, patterns=self.patterns),
+            "rule": record.rule,
+            "error_kind": record.error_kind,
+            "result_summary": self._text(record.result_summary, self.max_summary_chars),
+            "started_at": record.started_at,
+            "duration_s": record.duration_s,
+            "attempts": record.attempts,
+        }
+        approval_id = record.state.get("approval_id")
+        if approval_id is not None:
+            data["approval_id"] = approval_id
+        if state:
+            data["state"] = redact(jsonable(state), patterns=self.patterns)
+        self._write("call", ctx, record.tool, record.decision, data)
+
+    def on_turn(self, record: TurnRecord) -> None:
+        ctx = record.ctx
+        calls = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "arguments": redact(
+                    c.arguments,
+                    self.sensitive_params.get(c.name, frozenset()),
+                    patterns=self.patterns,
+                ),
+            }
+            for c in record.tool_calls
+        ]
+        data = {
+            **self._who(ctx),
+            "turn": record.turn,
+            "model": record.model,
+            "text": self._text(record.text, self.max_text_chars),
+            "tool_calls": calls,
+            "stop_reason": record.stop_reason,
+            "input_tokens": record.input_tokens,
+            "output_tokens": record.output_tokens,
+            "cost_usd": record.cost_usd,
+            "duration_s": record.duration_s,
+        }
+        self._write("turn", ctx, None, None, data)
+
+    def record_event(
+        self,
+        kind: str,
+        data: Mapping[str, Any],
+        ctx: RunContext | None = None,
+        *,
+        tool: str | None = None,
+        decision: str | None = None,
+    ) -> AuditEntry | None:
+        """Record an approval event ("approval"), a policy decision ("policy") or anything else
+        worth keeping. `data` is redacted (secret-looking keys and values) before it is stored."""
+        payload = {**(self._who(ctx) if ctx else {}), **redact(jsonable(dict(data)))}
+        return self._write(kind, ctx, tool, decision, payload)
+
+    def record_decision(self, inv: Invocation, decision: PolicyDecision) -> AuditEntry | None:
+        """Convenience for policy engines: record one decision with its rule and reason."""
+        return self.record_event(
+            "policy",
+            {
+                "call_id": inv.call.id,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "arguments": redact(inv.args, inv.tool.annotations.sensitive),
+            },
+            inv.ctx,
+            tool=inv.tool.name,
+            decision=decision.effect,
+        )
+
+    def _who(self, ctx: RunContext | None) -> dict[str, Any]:
+        if ctx is None:
+            return {}
+        return {
+            "roles": sorted(ctx.roles),
+            "request": self._text(ctx.request, self.max_text_chars) if ctx.request else None,
+            "turn_no": ctx.turn,
+        }
+
+    def _text(self, text: str | None, limit: int) -> str:
+        if not text:
+            return ""
+        if len(text) > limit:
+            text = text[:limit] + f"… [{len(text) - limit} more chars]"
+        return redact_text(text, self.patterns)
+
+    def _write(
+        self,
+        kind: str,
+        ctx: RunContext | None,
+        tool: str | None,
+        decision: str | None,
+        data: dict[str, Any],
+    ) -> AuditEntry | None:
+        rec = NewRecord(
+            ts=time.time(),
+            kind=kind,
+            conversation_id=ctx.conversation_id if ctx else None,
+            run_id=ctx.run_id if ctx else None,
+            user_id=ctx.user_id if ctx else None,
+            tenant=ctx.tenant if ctx else None,
+            tool=tool,
+            decision=decision,
+            data=jsonable(data),
+        )
+        try:
+            with self._lock:
+                return self.store.append(rec)
+        except Exception:
+            self.failures += 1
+            if self.strict:
+                raise
+            log.exception("audit write failed (%s record)", kind)
+            return None
+
+    # reading -----------------------------------------------------------------------------
+
+    def entries(
+        self,
+        *,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        tool: str | None = None,
+        decision: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEntry]:
+        return self.store.query(
+            Query(conversation_id, user_id, tool, decision, kind, 0, limit, newest_first)
+        )
+
+    def head(self) -> Head | None:
+        """The newest record's seq and hash. Keep it elsewhere (a ticket, another system) and
+        pass it to `verify` later to detect records removed from the end."""
+        return self.store.head()
+
+    def verify(self, anchor: Head | None = None) -> VerifyReport:
+        return verify_entries(self.store.iter_all(), anchor)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_STATE_SKIP = frozenset({"decision", "approval_id"})
+
+
+def open_store(target: str) -> AuditStore:
+    """A store for a SQLite file path or a PostgreSQL DSN."""
+    if target.startswith(("postgresql://", "postgres://")) or "dbname=" in target:
+        from callgate.stores.pg_audit import PgAuditStore
+
+        return PgAuditStore(target)
+    from callgate.stores.sqlite_audit import SqliteAuditStore
+
+    return SqliteAuditStore(target)
+
+
+# ------------------------------------------------------------------------------------ replay
+
+
+@dataclass(slots=True)
+class Outcome:
+    decision: str | None
+    error_kind: str | None
+    result: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision": self.decision, "error_kind": self.error_kind, "result": self.result}
+
+
+@dataclass(slots=True)
+class ReplayedCall:
+    call_id: str
+    tool: str
+    recorded: Outcome | None
+    replayed: Outcome
+    differences: list[str]
+    arguments_redacted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "tool": self.tool,
+            "recorded": self.recorded.to_dict() if self.recorded else None,
+            "replayed": self.replayed.to_dict(),
+            "differences": self.differences,
+            "arguments_redacted": self.arguments_redacted,
+        }
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    conversation_id: str
+    calls: list[ReplayedCall] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[ReplayedCall]:
+        return [c for c in self.calls if c.differences]
+
+    @property
+    def ok(self) -> bool:
+        return not self.changed
+
+    def summary(self) -> str:
+        lines = [
+            f"replayed {len(self.calls)} call(s) of {self.conversation_id}: "
+            f"{len(self.changed)} differ"
+        ]
+        for c in self.calls:
+            mark = "DIFF" if c.differences else "same"
+            note = " (arguments were redacted)" if c.arguments_redacted else ""
+            lines.append(f"  {mark} {c.call_id} {c.tool}{note}")
+            rec = c.recorded
+            for d in c.differences:
+                old = getattr(rec, d, None) if rec else None
+                new = getattr(c.replayed, d)
+                lines.append(f"       {d}: {_short(old)!s} -> {_short(new)!s}")
+        return "\n".join(lines)
+
+
+def _short(v: Any, n: int = 80) -> Any:
+    if isinstance(v, str) and len(v) > n:
+        return v[:n] + "…"
+    return v
+
+
+class _Capture:
+    """Collects the replay gate's call records (decision and rule by call id)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, CallRecord] = {}
+
+    def on_call(self, record: CallRecord) -> None:
+        self.records[record.call_id] = record
+
+    def on_turn(self, record: TurnRecord) -> None:  # pragma: no cover - gates send no turns
+        pass
+
+
+class _RecordedResults:
+    """Innermost middleware for replay with recorded results: the tool does not run; the gate
+    returns what was recorded (so nothing happens twice in the world)."""
+
+    def __init__(self, recorded: Mapping[str, Outcome]) -> None:
+        self.recorded = recorded
+
+    async def __call__(self, inv: Invocation, next: Any) -> ToolResult:
+        from callgate.messages import ToolResult
+
+        rec = self.recorded.get(inv.call.id)
+        if rec is None:
+            from callgate.errors import TerminalToolError
+
+            raise TerminalToolError("no recorded result for this call")
+        return ToolResult(inv.call.id, inv.call.name, rec.result, rec.error_kind)
+
+
+class _RecordedApprover:
+    """Replays a person's recorded verdict instead of asking again."""
+
+    def __init__(self, recorded: Mapping[str, Outcome]) -> None:
+        self.recorded = recorded
+
+    async def check(self, inv: Invocation, decision: PolicyDecision) -> None:
+        from callgate.errors import ApprovalRequired, ToolDenied
+
+        rec = self.recorded.get(inv.call.id)
+        if rec is not None and rec.decision == "approve":
+            if rec.error_kind == "pending_approval":
+                raise ApprovalRequired("replay", "approval was still pending when recorded")
+            if rec.error_kind != "denied":
+                return
+        raise ToolDenied("denied by the approver (as recorded)", rule="replay:approver")
+
+
+def _replay_gate(gate: Any, capture: _Capture, extra: Sequence[Any], approver: Any) -> Any:
+    """A copy of `gate` with the same tools, policy and middleware that reports only to the
+    replay (never to the live audit log) and replays recorded approvals."""
+    from callgate.gate.core import Gate
+
+    return Gate(
+        gate.toolset,
+        policy=gate.policy,
+        approver=approver,
+        middleware=(*gate.middleware, *extra),
+        observers=[capture],
+        limits=gate.limits,
+        max_parallel=gate.max_parallel,
+        resource_limits=dict(gate.resource_limits),
+        max_corrections_per_run=gate.max_corrections_per_run,
+        max_result_chars=gate.max_result_chars,
+    )
+
+
+async def replay(
+    log_: AuditLog,
+    conversation_id: str,
+    gate: Any,
+    *,
+    use_recorded_results: bool = False,
+) -> ReplayReport:
+    """Re-run a recorded conversation's proposed calls through `gate` and compare outcomes.
+
+    The calls come from the recorded model turns (or, when no turn was recorded, from the call
+    records). Each turn's calls run with the conversation history rebuilt from the record (user
+    request, assistant turns, tool results), under the recorded identity. Approvals are replayed
+    from the record, never asked again. With `use_recorded_results` the tools do not run: the
+    recorded result stands in, so only validation, policy and middleware are re-checked.
+
+    Limits: arguments were redacted when recorded, so calls with masked values replay with
+    "***" (flagged `arguments_redacted`); results are compared on the recorded (redacted,
+    truncated) summary.
+    """
+    from callgate.messages import Message, ToolCall
+
+    entries = log_.entries(conversation_id=conversation_id)
+    if not entries:
+        raise LookupError(f"no audit records for conversation {conversation_id!r}")
+    recorded: dict[str, Outcome] = {}
+    call_entries: list[AuditEntry] = []
+    turns: list[AuditEntry] = []
+    for e in entries:
+        if e.kind == "call":
+            cid = str(e.data.get("call_id"))
+            recorded[cid] = Outcome(
+                e.decision, e.data.get("error_kind"), str(e.data.get("result_summary", ""))
+            )
+            call_entries.append(e)
+        elif e.kind == "turn":
+            turns.append(e)
+    first = entries[0]
+    ctx = RunContext(
+        user_id=first.user_id,
+        roles=frozenset(first.data.get("roles") or ()),
+        tenant=first.tenant,
+        request=first.data.get("request") or None,
+        conversation_id=conversation_id,
+    )
+    batches: list[tuple[str, list[ToolCall]]] = []
+    if turns:
+        for t in turns:
+            calls = [
+                ToolCall(str(c["id"]), str(c["name"]), c.get("arguments", "{}"))
+                for c in t.data.get("tool_calls", [])
+            ]
+            batches.append((str(t.data.get("text", "")), calls))
+    else:
+        for e in call_entries:
+            args = e.data.get("arguments")
+            raw = args if isinstance(args, (str, dict)) else canonical_json(args)
+            batches.append(("", [ToolCall(str(e.data.get("call_id")), e.tool or "", raw)]))
+
+    capture = _Capture()
+    extra = [_RecordedResults(recorded)] if use_recorded_results else []
+    rgate = _replay_gate(gate, capture, extra, _RecordedApprover(recorded))
+    history: list[Message] = [Message.user(ctx.request)] if ctx.request else []
+    report = ReplayReport(conversation_id)
+    for turn_no, (text, calls) in enumerate(batches, start=1):
+        if not calls:
+            continue
+        ctx.turn = turn_no
+        history.append(Message.assistant(text, calls))
+        results = await rgate.execute_many(calls, ctx, list(history))
+        for call, res in zip(calls, results, strict=True):
+            cap = capture.records.get(call.id)
+            summary = log_._text(res.content[:500], log_.max_summary_chars)
+            new = Outcome(cap.decision if cap else None, res.error_kind, summary)
+            old = recorded.get(call.id)
+            diffs = (
+                ["decision", "error_kind", "result"]
+                if old is None
+                else [
+                    f
+                    for f in ("decision", "error_kind", "result")
+                    if getattr(old, f) != getattr(new, f)
+                ]
+            )
+            masked = "***" in (
+                call.arguments
+                if isinstance(call.arguments, str)
+                else canonical_json(call.arguments)
+            )
+            report.calls.append(ReplayedCall(call.id, call.name, old, new, diffs, masked))
+            history.append(Message.tool(res))
+    return report
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+def add_cli(subparsers: Any) -> None:
+    """`callgate audit verify|head|show|replay`."""
+    p = subparsers.add_parser("audit", help="inspect, verify and replay the audit log")
+    sub = p.add_subparsers(dest="audit_command", required=True)
+
+    def db_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--db",
+            default=os.environ.get(ENV_DB),
+            help=f"SQLite path or postgresql:// DSN (default: ${ENV_DB})",
+        )
+
+    v = sub.add_parser("verify", help="check the hash chain; exit 1 on tampering")
+    db_arg(v)
+    v.add_argument("--anchor", help="a head kept elsewhere (SEQ:HASH) to detect a cut tail")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=_cmd_verify)
+
+    h = sub.add_parser("head", help="print the newest record's SEQ:HASH (to anchor elsewhere)")
+    db_arg(h)
+    h.set_defaults(func=_cmd_head)
+
+    s = sub.add_parser("show", help="list records")
+    db_arg(s)
+    s.add_argument("--conversation")
+    s.add_argument("--user")
+    s.add_argument("--tool")
+    s.add_argument("--decision", choices=["allow", "deny", "approve"])
+    s.add_argument("--kind")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.set_defaults(func=_cmd_show)
+
+    r = sub.add_parser("replay", help="re-run a conversation's calls through today's gate")
+    r.add_argument("conversation")
+    db_arg(r)
+    r.add_argument(
+        "--tools",
+        required=True,
+        help="module:attr naming a Gate, a Toolset, a list of tools, or a callable returning one",
+    )
+    r.add_argument(
+        "--use-recorded-results",
+        action="store_true",
+        help="do not run tools; re-check validation, policy and middleware only",
+    )
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_cmd_replay)
+
+
+def _open_for_cli(args: argparse.Namespace) -> AuditLog | None:
+    if not args.db:
+        print(f"error: give --db PATH_OR_DSN (or set ${ENV_DB})", file=sys.stderr)
+        return None
+    try:
+        return AuditLog.open(args.db)
+    except Exception as e:  # noqa: BLE001 - report any failure to open as a clear message
+        print(f"error: cannot open audit log {args.db!r}: {e}", file=sys.stderr)
+        return None
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    audit = _open_for_cli(args)
+    if audit is None:
+        return 2
+    try:
+        anchor = Head.parse(args.anchor) if args.anchor else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with contextlib.closing(audit):
+        report = audit.verify(anchor)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "count": report.count,
+                    "head": str(report.head) if report.head else None,
+                    "problems": [
+                        {"kind": p.kind, "seq": p.seq, "message": p.message}
+                        for p in report.problems
+                    ],
+                }
+            )
+        )
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_head(args: argparse.Namespace) -> int:
+    audit = _open_for_cli(args)
+    if audit is None:
+        return 2
+    with contextlib.closing(audit):
+        head = audit.head()
+    print(str(head) if head else "empty")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    audit = _open_for_cli(args)
+    if audit is None:
+        return 2
+    with contextlib.closing(audit):
+        rows = audit.entries(
+            conversation_id=args.conversation,
+            user_id=args.user,
+            tool=args.tool,
+            decision=args.decision,
+            kind=args.kind,
+            limit=args.limit,
+            newest_first=True,
+        )
+    rows.reverse()
+    for e in rows:
+        if args.json:
+            print(json.dumps(e.to_dict(), ensure_ascii=False))
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+        what = e.tool or e.kind
+        detail = e.data.get("error_kind") or e.data.get("stop_reason") or ""
+        args_txt = ""
+        if e.kind == "call":
+            args_txt = _short(canonical_json(e.data.get("arguments")), 60)
+        print(
+            f"{e.seq:>6} {when} {e.kind:<8} {e.user_id or '-':<12} {what:<20} "
+            f"{e.decision or '-':<7} {detail:<12} {args_txt}"
+        )
+    return 0
+
+
+def _load_target(spec: str) -> Any:
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ValueError(f"--tools takes module:attr, got {spec!r}")
+    obj: Any = importlib.import_module(mod_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    from callgate.gate.core import Gate
+
+    if callable(obj) and not isinstance(obj, Gate) and not hasattr(obj, "spec"):
+        obj = obj()
+    if isinstance(obj, Gate):
+        return obj
+    from callgate.tools import Tool
+
+    if isinstance(obj, Tool):
+        obj = [obj]
+    return Gate(obj)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    audit = _open_for_cli(args)
+    if audit is None:
+        return 2
+    try:
+        sys.path.insert(0, os.getcwd())
+        gate = _load_target(args.tools)
+    except Exception as e:  # noqa: BLE001 - any import problem becomes a message
+        print(f"error: cannot load --tools {args.tools!r}: {e}", file=sys.stderr)
+        return 2
+    with contextlib.closing(audit):
+        try:
+            report = asyncio.run(
+                replay(
+                    audit, args.conversation, gate, use_recorded_results=args.use_recorded_results
+                )
+            )
+        except LookupError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps([c.to_dict() for c in report.calls], ensure_ascii=False))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1

@@ -1,0 +1,107 @@
+"""Provider-neutral conversation types.
+
+Every provider adapter translates its wire format into these and back; nothing past the adapters
+ever sees a provider's own shapes. They are plain slotted dataclasses rather than Pydantic models
+because they sit on the hot path of every call; `callgate.serde` turns them into JSON when a run is
+persisted or audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+StopReason = Literal["end_turn", "tool_calls", "max_tokens", "content_filter", "error", "other"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A call the model proposed. Nothing has been checked yet.
+
+    `arguments` is kept exactly as the provider delivered it: the raw JSON text for OpenAI-style
+    providers (so duplicate keys or NaN can still be detected), a decoded mapping for providers
+    whose wire format already carries an object (Anthropic, Gemini).
+    """
+
+    id: str
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """The outcome of one proposed call, matched to it by `call_id`.
+
+    `content` is what the model reads (already rendered and sanitised). `error_kind` is None on
+    success and one of the `callgate.errors.ErrorKind` values otherwise. `data` keeps the tool's
+    structured return value for the application; it is never sent to a model as-is.
+    """
+
+    call_id: str
+    name: str
+    content: str
+    error_kind: str | None = None
+    data: Any = None
+    duration_s: float = 0.0
+    attempts: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_error(self) -> bool:
+        return self.error_kind is not None
+
+
+@dataclass(slots=True)
+class Message:
+    """One conversation entry.
+
+    - `system` / `user`: `content` only.
+    - `assistant`: optional `content` text and any number of `tool_calls` (a turn may have both).
+    - `tool`: exactly one `tool_result`.
+    """
+
+    role: Role
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_result: ToolResult | None = None
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls("system", text)
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls("user", text)
+
+    @classmethod
+    def assistant(cls, text: str = "", tool_calls: list[ToolCall] | None = None) -> Message:
+        return cls("assistant", text, list(tool_calls or []))
+
+    @classmethod
+    def tool(cls, result: ToolResult) -> Message:
+        return cls("tool", result.content, tool_result=result)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage of one or more model requests, normalised across providers."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    requests: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.requests + other.requests,
+            self.cost_usd + other.cost_usd,
+        )

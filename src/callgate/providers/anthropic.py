@@ -1,0 +1,536 @@
+"""Anthropic Messages API adapter, through the official `anthropic` SDK.
+
+Only translation lives here: neutral messages and tool specs become a Messages API body, and a
+reply (or its server-sent events) becomes a `ModelResponse`. The rules the API enforces and this
+module therefore guarantees:
+
+- The system prompt is the separate top-level `system` field, never a message.
+- Roles alternate. A turn's tool results are `tool_result` blocks inside ONE user message placed
+  right after the assistant's `tool_use` turn (results first, then any user text that follows).
+- `tool_use.input` is an object. A call whose raw arguments were not valid JSON is replayed with
+  `{}`: the gate has already told the model what was wrong, and replaying the bad text would
+  make the API refuse the whole conversation.
+- Text blocks are never empty (the API rejects them).
+
+The SDK's own retries are switched off; `call_with_retries` applies one policy to every provider
+(429, 5xx and 529 "overloaded" with backoff honouring Retry-After; 400 at once with the API's
+message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from callgate.dialects import to_anthropic
+from callgate.errors import ModelError
+from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
+from callgate.model import (
+    ModelRequest,
+    ModelResponse,
+    ModelStreamEvent,
+    NamedToolChoice,
+    ResponseFinished,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from callgate.providers._common import (
+    ProviderFailure,
+    RetryPolicy,
+    call_with_retries,
+    classify_exception,
+    is_retryable_status,
+    make_usage,
+    map_stop_reason,
+)
+
+try:
+    import anthropic
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "AnthropicModel needs the Anthropic SDK: pip install 'callgate[anthropic]'"
+    ) from exc
+
+__all__ = [
+    "AnthropicModel",
+    "AnthropicStreamAssembler",
+    "parse_message",
+    "render_messages",
+    "tool_choice_param",
+]
+
+PROVIDER = "anthropic"
+
+_STOP_REASONS: dict[str, StopReason] = {
+    "end_turn": "end_turn",
+    "stop_sequence": "end_turn",
+    "tool_use": "tool_calls",
+    "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "refusal": "content_filter",
+    "pause_turn": "other",
+}
+
+# An `error` event inside a 200 stream carries only its type; give it the status the same error
+# would have had before the stream started so the retry rules stay the same.
+_STREAM_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+# --- request -------------------------------------------------------------------------------
+
+
+def decode_arguments(arguments: str | dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the object `tool_use.input` must be; `{}` when they are not one."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _tool_result_block(result: ToolResult) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": result.call_id}
+    if result.content:
+        block["content"] = result.content
+    if result.is_error:
+        block["is_error"] = True
+    return block
+
+
+def _blocks_of(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        if message.tool_result is None:
+            raise ModelError("a tool message has no tool_result to send to Anthropic")
+        return [_tool_result_block(message.tool_result)]
+    blocks: list[dict[str, Any]] = []
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    if message.role == "assistant":
+        for call in message.tool_calls:
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": call.id,
+                    "name": call.name,
+                    "input": decode_arguments(call.arguments),
+                }
+            )
+    return blocks
+
+
+def render_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], str | None]:
+    """Neutral messages -> (Anthropic `messages`, system text found among them).
+
+    `ModelRequest.messages` should not hold system messages; any that slipped in are returned
+    separately so they still reach the top-level `system` field rather than being dropped.
+    Consecutive entries of one role are merged into one message, and inside a user message the
+    `tool_result` blocks are put first, as the API requires.
+    """
+    out: list[dict[str, Any]] = []
+    system_parts: list[str] = []
+    for message in messages:
+        if message.role == "system":
+            if message.content:
+                system_parts.append(message.content)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks_of(message)
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    for entry in out:
+        if entry["role"] == "user":
+            # Stable: results keep their order, text keeps its order, results come first.
+            entry["content"].sort(key=lambda b: b["type"] != "tool_result")
+    return out, ("\n\n".join(system_parts) or None)
+
+
+def tool_choice_param(request: ModelRequest) -> dict[str, Any]:
+    """`tool_choice` for a request that has tools."""
+    choice = request.tool_choice
+    param: dict[str, Any]
+    if isinstance(choice, NamedToolChoice):
+        param = {"type": "tool", "name": choice.name}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice == "required":
+        param = {"type": "any"}
+    else:
+        param = {"type": "auto"}
+    if not request.parallel_tool_calls:
+        param["disable_parallel_tool_use"] = True
+    return param
+
+
+# --- response ------------------------------------------------------------------------------
+
+
+def _usage(raw: Mapping[str, Any] | None) -> Usage:
+    """Input tokens include cache writes and reads (Anthropic counts them apart), so totals
+    compare across providers; reads are also reported on their own."""
+    raw = raw or {}
+    cache_write = raw.get("cache_creation_input_tokens") or 0
+    cache_read = raw.get("cache_read_input_tokens") or 0
+    base = raw.get("input_tokens") or 0
+    total_in = sum(v for v in (base, cache_write, cache_read) if isinstance(v, int))
+    return make_usage(total_in, raw.get("output_tokens"), cache_read)
+
+
+def parse_message(data: Mapping[str, Any], *, raw: Any = None) -> ModelResponse:
+    """A Messages API reply (as a JSON object) -> `ModelResponse`.
+
+    Text blocks are concatenated; every `tool_use` block becomes a `ToolCall` with its `input`
+    object as arguments, in order. Blocks this adapter cannot carry (thinking, server tools)
+    are skipped.
+    """
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    for block in data.get("content") or []:
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text") or "")
+        elif kind == "tool_use":
+            raw_input = block.get("input")
+            arguments = raw_input if isinstance(raw_input, dict) else {}
+            calls.append(ToolCall(str(block.get("id") or ""), str(block.get("name")), arguments))
+    stop = map_stop_reason(data.get("stop_reason"), _STOP_REASONS, has_tool_calls=bool(calls))
+    return ModelResponse(
+        message=Message.assistant("".join(text), calls),
+        usage=_usage(data.get("usage")),
+        stop_reason=stop,
+        model=str(data.get("model") or ""),
+        raw=raw if raw is not None else data,
+    )
+
+
+@dataclass(slots=True)
+class _Block:
+    kind: str
+    call_index: int = -1
+    id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)
+
+
+class AnthropicStreamAssembler:
+    """Turns Messages API stream events (JSON objects) into callgate stream events.
+
+    Each `tool_use` block's arguments are the exact concatenation of its `partial_json`
+    fragments (`"{}"` when it had none), kept per block index so interleaved blocks cannot mix.
+    `finish()` builds the same `ModelResponse` the non-streaming call would have returned.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, _Block] = {}
+        self._text: list[str] = []
+        self._calls: list[ToolCall] = []
+        self._usage: dict[str, Any] = {}
+        self._stop_reason: str | None = None
+        self._model = ""
+        self._id = ""
+        self.stopped = False
+
+    def feed(self, event: Mapping[str, Any]) -> list[ModelStreamEvent]:
+        kind = event.get("type")
+        if kind == "message_start":
+            message = event.get("message") or {}
+            self._model = str(message.get("model") or "")
+            self._id = str(message.get("id") or "")
+            self._merge_usage(message.get("usage"))
+            return []
+        if kind == "content_block_start":
+            return self._start(int(event.get("index", 0)), event.get("content_block") or {})
+        if kind == "content_block_delta":
+            return self._delta(int(event.get("index", 0)), event.get("delta") or {})
+        if kind == "content_block_stop":
+            return self._stop(int(event.get("index", 0)))
+        if kind == "message_delta":
+            delta = event.get("delta") or {}
+            if delta.get("stop_reason") is not None:
+                self._stop_reason = str(delta["stop_reason"])
+            self._merge_usage(event.get("usage"))
+            return []
+        if kind == "message_stop":
+            self.stopped = True
+        return []
+
+    def _merge_usage(self, usage: Mapping[str, Any] | None) -> None:
+        # message_delta counts are cumulative: the latest non-null value wins.
+        for key, value in (usage or {}).items():
+            if value is not None:
+                self._usage[key] = value
+
+    def _start(self, index: int, block: Mapping[str, Any]) -> list[ModelStreamEvent]:
+        kind = str(block.get("type") or "")
+        if kind == "tool_use":
+            entry = _Block(
+                "tool_use", len(self._calls), str(block.get("id") or ""), str(block.get("name"))
+            )
+            self._blocks[index] = entry
+            # Reserve the slot so the call keeps the order in which it started.
+            self._calls.append(ToolCall(entry.id, entry.name, "{}"))
+            return [ToolCallStarted(entry.call_index, entry.id, entry.name)]
+        self._blocks[index] = _Block(kind)
+        if kind == "text" and block.get("text"):
+            self._text.append(str(block["text"]))
+            return [TextDelta(str(block["text"]))]
+        return []
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> list[ModelStreamEvent]:
+        entry = self._blocks.get(index)
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = str(delta.get("text") or "")
+            if not text:
+                return []
+            self._text.append(text)
+            return [TextDelta(text)]
+        if kind == "input_json_delta":
+            if entry is None or entry.kind != "tool_use":
+                raise ModelError(
+                    f"anthropic stream: input_json_delta for block {index}, which is not a tool_use"
+                )
+            fragment = str(delta.get("partial_json") or "")
+            if not fragment:
+                return []
+            entry.parts.append(fragment)
+            return [ToolCallDelta(entry.call_index, entry.id, fragment)]
+        return []
+
+    def _stop(self, index: int) -> list[ModelStreamEvent]:
+        entry = self._blocks.get(index)
+        if entry is None or entry.kind != "tool_use":
+            return []
+        arguments = "".join(entry.parts) or "{}"
+        self._calls[entry.call_index] = ToolCall(entry.id, entry.name, arguments)
+        return [ToolCallFinished(entry.call_index, ToolCall(entry.id, entry.name, arguments))]
+
+    def finish(self) -> ModelResponse:
+        """The whole turn. Arguments that decode to an object are given as that object (as in a
+        non-streamed reply); anything else stays the raw text so the gate can report it."""
+        calls: list[ToolCall] = []
+        for call in self._calls:
+            arguments: str | dict[str, Any] = call.arguments
+            try:
+                decoded = json.loads(call.arguments) if isinstance(call.arguments, str) else None
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict):
+                arguments = decoded
+            calls.append(ToolCall(call.id, call.name, arguments))
+        stop = map_stop_reason(self._stop_reason, _STOP_REASONS, has_tool_calls=bool(calls))
+        return ModelResponse(
+            message=Message.assistant("".join(self._text), calls),
+            usage=_usage(self._usage),
+            stop_reason=stop,
+            model=self._model,
+            raw={"id": self._id, "streamed": True},
+        )
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def classify_anthropic(exc: BaseException) -> ProviderFailure | None:
+    """`classify_exception`, plus `error` events that arrive inside a 200 stream."""
+    failure = classify_exception(exc)
+    if failure is None or failure.status != 200:
+        return failure
+    body: Mapping[str, Any] = failure.body if isinstance(failure.body, Mapping) else {}
+    inner = body.get("error")
+    error: Mapping[str, Any] = inner if isinstance(inner, Mapping) else body
+    error_type = str(error.get("type") or "")
+    status = _STREAM_ERROR_STATUS.get(error_type, 500)
+    message = str(error.get("message") or error_type or failure.message)
+    return ProviderFailure(
+        message=f"{error_type}: {message}" if error_type else message,
+        status=status,
+        retryable=is_retryable_status(status),
+        body=failure.body,
+    )
+
+
+def _sdk_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """Split a body into the SDK's keyword arguments and `extra_body`.
+
+    Only the fields every SDK release takes as arguments are passed as such; the rest
+    (`temperature`, `metadata`, `thinking`, ...) travel in `extra_body`, which the SDK merges
+    into the JSON unchanged. Releases differ in which sampling options they still accept as
+    arguments, and this keeps the wire body identical whatever the installed version.
+    """
+    arguments = {k: v for k, v in body.items() if k in _SDK_ARGUMENTS}
+    extra = {k: v for k, v in body.items() if k not in _SDK_ARGUMENTS}
+    if extra:
+        arguments["extra_body"] = extra
+    return arguments
+
+
+_SDK_ARGUMENTS = frozenset({"model", "max_tokens", "messages", "system", "tools", "tool_choice"})
+
+
+# --- the model -----------------------------------------------------------------------------
+
+
+class AnthropicModel:
+    """A Claude model behind the Messages API.
+
+    `client` may be a configured `anthropic.AsyncAnthropic`; otherwise one is built from
+    `api_key` / `base_url` (the SDK's environment variables apply when they are None). Either
+    way the SDK's own retries are disabled and `retry` (default: `max_retries` retries with
+    exponential backoff) decides instead, so a failure is retried exactly once per policy.
+    `extra_body` is merged into every request body (e.g. `{"thinking": ...}`,
+    `{"metadata": ...}`); `ModelRequest.extra` is merged on top of it per request.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: anthropic.AsyncAnthropic | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_tokens: int = 1024,
+        max_retries: int = 3,
+        timeout: float | None = 120.0,
+        retry: RetryPolicy | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not model:
+            raise ValueError("model must name an Anthropic model, e.g. 'claude-sonnet-4-5'")
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self._model = model
+        self.max_tokens = max_tokens
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
+        self.extra_body = dict(extra_body or {})
+        if client is None:
+            client = anthropic.AsyncAnthropic(
+                api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
+            )
+        else:
+            client = client.with_options(max_retries=0)
+        self._client = client
+        # Seam for tests: observe backoff waits without spending them.
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    @property
+    def client(self) -> anthropic.AsyncAnthropic:
+        return self._client
+
+    def build_body(self, request: ModelRequest) -> dict[str, Any]:
+        """The Messages API request body for `request` (what the SDK sends, minus `stream`)."""
+        messages, stray_system = render_messages(request.messages)
+        system = "\n\n".join(s for s in (request.system, stray_system) if s)
+        body: dict[str, Any] = {
+            "model": self._model,
+            "max_tokens": request.max_tokens or self.max_tokens,
+            "messages": messages,
+        }
+        if system:
+            body["system"] = system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.tools:
+            body["tools"] = [to_anthropic(spec) for spec in request.tools]
+            body["tool_choice"] = tool_choice_param(request)
+        body.update(self.extra_body)
+        body.update(request.extra)
+        return body
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        body = self.build_body(request)
+        reply = await call_with_retries(
+            lambda: self._client.messages.create(**_sdk_arguments(body)),
+            provider=PROVIDER,
+            policy=self.retry,
+            classify=classify_anthropic,
+            sleep=self._sleep,
+        )
+        return parse_message(reply.model_dump(mode="json"), raw=reply)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        """Stream one turn.
+
+        Everything up to the first visible event (HTTP errors, an `error` event right after
+        `message_start`) is retried like `request`; a failure after events were delivered
+        raises `ModelError` instead, since a half-delivered turn cannot be resumed.
+        """
+        body = self.build_body(request)
+        events, assembler, ready = await call_with_retries(
+            lambda: self._open_stream(body),
+            provider=PROVIDER,
+            policy=self.retry,
+            classify=classify_anthropic,
+            sleep=self._sleep,
+        )
+        try:
+            for out in ready:
+                yield out
+            while not assembler.stopped:
+                try:
+                    event = await events.__anext__()
+                except StopAsyncIteration:
+                    break
+                for out in assembler.feed(event.model_dump(mode="json")):
+                    yield out
+        except ModelError:
+            raise
+        except Exception as exc:
+            failure = classify_anthropic(exc)
+            if failure is None:
+                raise
+            raise failure.to_model_error(PROVIDER) from exc
+        finally:
+            await events.close()
+        if not assembler.stopped:
+            raise ModelError(
+                "anthropic: the stream ended before message_stop; the turn is incomplete",
+                retryable=True,
+            )
+        yield ResponseFinished(assembler.finish())
+
+    async def _open_stream(
+        self, body: dict[str, Any]
+    ) -> tuple[anthropic.AsyncStream[Any], AnthropicStreamAssembler, list[ModelStreamEvent]]:
+        """Open a stream and read it up to its first visible event (or its end)."""
+        events: anthropic.AsyncStream[Any] = await self._client.messages.create(
+            **_sdk_arguments(body), stream=True
+        )
+        assembler = AnthropicStreamAssembler()
+        try:
+            while not assembler.stopped:
+                try:
+                    event = await events.__anext__()
+                except StopAsyncIteration:
+                    break
+                ready = assembler.feed(event.model_dump(mode="json"))
+                if ready:
+                    return events, assembler, ready
+        except BaseException:
+            await events.close()
+            raise
+        return events, assembler, []

@@ -1,0 +1,565 @@
+"""Gemini (Gemini Developer API / Vertex AI) adapter, through the official `google-genai` SDK.
+
+What the wire format asks for, and what this module guarantees:
+
+- The system prompt goes in `system_instruction`; `contents` alternate roles `user` and `model`.
+- A model turn's calls are `functionCall` parts; their results go back as `functionResponse`
+  parts `{name, response}` in the following `user` content, one per call, in call order. The
+  `response` must be an object: a result is sent as `{"result": ...}`, a failure as
+  `{"error": text}` (the keys the Gemini documentation suggests).
+- Gemini calls may carry no id. Each call gets a stable one, `gemini_<turn hash>_<index>`, derived
+  from the conversation that was sent and the reply's `responseId`: the same reply always gets the
+  same ids (streamed or not) and calls in different turns never share one. When results are
+  rendered, the id leads back to the call's name and position; a synthesized id is never sent to
+  the API, an id the API gave is echoed.
+- Tool schemas are reduced to the subset Gemini accepts by `callgate.dialects.to_gemini`.
+- Thinking models attach a `thoughtSignature` to a call that must be echoed with it on the next
+  request. Neutral `ToolCall`s have no place for it, so the model object remembers the signature
+  per call id (bounded) and re-attaches it when the call is rendered again.
+
+The SDK's own retries are disabled per request; `call_with_retries` applies the shared policy.
+Streaming delivers whole `functionCall` parts (no argument deltas), so each call is emitted as
+started, one delta carrying its complete JSON, finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from callgate.dialects import to_gemini
+from callgate.errors import ModelError
+from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
+from callgate.model import (
+    ModelRequest,
+    ModelResponse,
+    ModelStreamEvent,
+    NamedToolChoice,
+    ResponseFinished,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from callgate.providers._common import (
+    ProviderFailure,
+    RetryPolicy,
+    call_with_retries,
+    classify_exception,
+    make_usage,
+    map_stop_reason,
+)
+
+try:
+    from google import genai
+    from google.genai import types
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "GeminiModel needs the google-genai SDK: pip install 'callgate[gemini]'"
+    ) from exc
+
+__all__ = ["GeminiModel", "GeminiStreamAssembler", "is_synthetic_id", "render_contents"]
+
+PROVIDER = "gemini"
+
+_STOP_REASONS: dict[str, StopReason] = {
+    "STOP": "end_turn",
+    "MAX_TOKENS": "max_tokens",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "MODEL_ARMOR": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+    "TOO_MANY_TOOL_CALLS": "error",
+    "MISSING_THOUGHT_SIGNATURE": "error",
+    "MALFORMED_RESPONSE": "error",
+}
+
+_SYNTHETIC_ID = re.compile(r"^gemini_[0-9a-f]{16}_\d+$")
+
+# Exceptions aiohttp raises when the SDK uses it as transport; matched by name (no import).
+_AIOHTTP_TRANSIENT = frozenset(
+    {"ClientConnectionError", "ServerDisconnectedError", "ClientPayloadError", "ServerTimeoutError"}
+)
+
+
+def is_synthetic_id(call_id: str) -> bool:
+    """True for ids this adapter made up for calls Gemini sent without one."""
+    return bool(_SYNTHETIC_ID.match(call_id))
+
+
+def synthetic_id(turn_key: str, response_id: str, index: int) -> str:
+    digest = hashlib.sha256(f"{turn_key}\x00{response_id}".encode()).hexdigest()[:16]
+    return f"gemini_{digest}_{index}"
+
+
+def turn_key(request: ModelRequest) -> str:
+    """A digest of the conversation sent: differs for every turn of a run, so synthesized ids
+    of one turn cannot collide with those of another."""
+    rows: list[Any] = [request.system or ""]
+    for m in request.messages:
+        calls = [[c.id, c.name, c.arguments] for c in m.tool_calls]
+        result = m.tool_result.call_id if m.tool_result is not None else None
+        rows.append([m.role, m.content, calls, result])
+    text = json.dumps(rows, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- request -------------------------------------------------------------------------------
+
+
+def decode_arguments(arguments: str | dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the object `functionCall.args` must be; `{}` when they are not one
+    (the gate has already told the model its JSON was broken)."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def response_object(result: ToolResult) -> dict[str, Any]:
+    """`functionResponse.response` for a result: `{"error": text}` for a failure, otherwise
+    `{"result": value}` where JSON object/array text is sent as structure, anything else as text."""
+    if result.is_error:
+        return {"error": result.content}
+    text = result.content
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            return {"result": json.loads(text)}
+        except ValueError:
+            pass
+    return {"result": text}
+
+
+SignatureLookup = Callable[[str], bytes | None]
+
+
+def _model_parts(message: Message, signature_of: SignatureLookup) -> list[types.Part]:
+    parts: list[types.Part] = []
+    if message.content:
+        parts.append(types.Part(text=message.content))
+    for call in message.tool_calls:
+        parts.append(
+            types.Part(
+                function_call=types.FunctionCall(
+                    name=call.name,
+                    args=decode_arguments(call.arguments),
+                    id=None if is_synthetic_id(call.id) else call.id,
+                ),
+                thought_signature=signature_of(call.id),
+            )
+        )
+    return parts
+
+
+def _response_parts(results: list[ToolResult], calls: list[ToolCall]) -> list[types.Part]:
+    """One `functionResponse` part per result, in the order of the calls they answer."""
+    position = {call.id: (n, call) for n, call in enumerate(calls)}
+
+    def order(item: tuple[int, ToolResult]) -> tuple[int, int]:
+        n, result = item
+        found = position.get(result.call_id)
+        return (found[0], n) if found else (len(calls), n)
+
+    parts: list[types.Part] = []
+    for _, result in sorted(enumerate(results), key=order):
+        found = position.get(result.call_id)
+        name = found[1].name if found else result.name
+        echo_id = None if is_synthetic_id(result.call_id) else result.call_id
+        parts.append(
+            types.Part(
+                function_response=types.FunctionResponse(
+                    name=name, response=response_object(result), id=echo_id or None
+                )
+            )
+        )
+    return parts
+
+
+def render_contents(
+    messages: list[Message], signature_of: SignatureLookup = lambda _id: None
+) -> tuple[list[types.Content], str | None]:
+    """Neutral messages -> (Gemini `contents`, system text found among them).
+
+    Consecutive tool results form one `user` content answering the latest model turn; entries of
+    one role that follow each other are merged, so roles always alternate.
+    """
+    contents: list[types.Content] = []
+    system_parts: list[str] = []
+    last_calls: list[ToolCall] = []
+    pending: list[ToolResult] = []
+
+    def push(role: str, parts: list[types.Part]) -> None:
+        if not parts:
+            return
+        if contents and contents[-1].role == role:
+            existing = contents[-1].parts or []
+            contents[-1] = types.Content(role=role, parts=[*existing, *parts])
+        else:
+            contents.append(types.Content(role=role, parts=parts))
+
+    def flush() -> None:
+        if pending:
+            push("user", _response_parts(pending, last_calls))
+            pending.clear()
+
+    for message in messages:
+        if message.role == "tool":
+            if message.tool_result is None:
+                raise ModelError("a tool message has no tool_result to send to Gemini")
+            pending.append(message.tool_result)
+            continue
+        flush()
+        if message.role == "system":
+            if message.content:
+                system_parts.append(message.content)
+        elif message.role == "assistant":
+            last_calls = list(message.tool_calls)
+            push("model", _model_parts(message, signature_of))
+        elif message.content:
+            push("user", [types.Part(text=message.content)])
+    flush()
+    return contents, ("\n\n".join(system_parts) or None)
+
+
+def tool_config(request: ModelRequest) -> types.ToolConfig:
+    choice = request.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        config = types.FunctionCallingConfig(
+            mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=[choice.name]
+        )
+    elif choice == "none":
+        config = types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.NONE)
+    elif choice == "required":
+        config = types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.ANY)
+    else:
+        config = types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.AUTO)
+    return types.ToolConfig(function_calling_config=config)
+
+
+def function_declaration(spec: Any) -> types.FunctionDeclaration:
+    declaration = to_gemini(spec)
+    try:
+        return types.FunctionDeclaration.model_validate(declaration)
+    except ValueError as exc:
+        raise ModelError(
+            f"gemini: tool {spec.name!r}: its schema is not one google-genai accepts: {exc}"
+        ) from exc
+
+
+# --- response ------------------------------------------------------------------------------
+
+
+def _enum_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
+    """Prompt tokens include cached ones and tool-use prompts; output includes thinking tokens
+    (both are billed that way)."""
+    if meta is None:
+        return make_usage()
+    prompt = (meta.prompt_token_count or 0) + (meta.tool_use_prompt_token_count or 0)
+    output = (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
+    return make_usage(prompt, output, meta.cached_content_token_count)
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What the parts of one reply add up to; shared by the plain and the streamed path."""
+
+    key: str
+    signatures: Callable[[str, bytes], None]
+    text: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    finish: str | None = None
+    usage: types.GenerateContentResponseUsageMetadata | None = None
+    response_id: str = ""
+    model: str = ""
+    blocked: str | None = None
+
+    def absorb(self, chunk: types.GenerateContentResponse) -> list[ModelStreamEvent]:
+        if chunk.response_id and not self.response_id:
+            self.response_id = chunk.response_id
+        if chunk.model_version:
+            self.model = chunk.model_version
+        if chunk.usage_metadata is not None:
+            self.usage = chunk.usage_metadata
+        feedback = chunk.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            self.blocked = _enum_text(feedback.block_reason)
+        events: list[ModelStreamEvent] = []
+        if not chunk.candidates:
+            return events
+        candidate = chunk.candidates[0]
+        if candidate.finish_reason is not None:
+            self.finish = _enum_text(candidate.finish_reason)
+        content = candidate.content
+        for part in (content.parts if content is not None else None) or []:
+            if part.function_call is not None:
+                events.extend(self._call(part))
+            elif part.text and not part.thought:
+                self.text.append(part.text)
+                events.append(TextDelta(part.text))
+        return events
+
+    def _call(self, part: types.Part) -> list[ModelStreamEvent]:
+        fc = part.function_call
+        assert fc is not None
+        index = len(self.calls)
+        call_id = fc.id or synthetic_id(self.key, self.response_id, index)
+        args = dict(fc.args or {})
+        name = fc.name or ""
+        if part.thought_signature:
+            self.signatures(call_id, part.thought_signature)
+        self.calls.append(ToolCall(call_id, name, args))
+        text = json.dumps(args, ensure_ascii=False)
+        return [
+            ToolCallStarted(index, call_id, name),
+            ToolCallDelta(index, call_id, text),
+            ToolCallFinished(index, ToolCall(call_id, name, text)),
+        ]
+
+    def response(self, raw: Any) -> ModelResponse:
+        if self.blocked and not self.calls and not self.text:
+            stop: StopReason = "content_filter"
+        else:
+            stop = map_stop_reason(self.finish, _STOP_REASONS, has_tool_calls=bool(self.calls))
+        return ModelResponse(
+            message=Message.assistant("".join(self.text), list(self.calls)),
+            usage=_usage(self.usage),
+            stop_reason=stop,
+            model=self.model,
+            raw=raw,
+        )
+
+
+class GeminiStreamAssembler:
+    """Turns `generate_content_stream` chunks into callgate stream events (see `_Turn`)."""
+
+    def __init__(self, key: str, remember: Callable[[str, bytes], None]) -> None:
+        self._turn = _Turn(key, remember)
+        self.chunks = 0
+
+    def feed(self, chunk: types.GenerateContentResponse) -> list[ModelStreamEvent]:
+        self.chunks += 1
+        return self._turn.absorb(chunk)
+
+    def finish(self) -> ModelResponse:
+        return self._turn.response({"response_id": self._turn.response_id, "streamed": True})
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def classify_gemini(exc: BaseException) -> ProviderFailure | None:
+    """`classify_exception`, plus aiohttp transport errors and replies the SDK could not parse."""
+    failure = classify_exception(exc)
+    if failure is not None:
+        return failure
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _AIOHTTP_TRANSIENT:
+        return ProviderFailure(message=f"connection failed: {exc}", retryable=True)
+    if "UnknownApiResponseError" in names:
+        return ProviderFailure(message=f"malformed reply: {exc}", retryable=False)
+    return None
+
+
+# --- the model -----------------------------------------------------------------------------
+
+
+class GeminiModel:
+    """A Gemini model through `google-genai`'s async client.
+
+    `client` may be a configured `genai.Client` (Developer API or Vertex AI); otherwise one is
+    built from `api_key` and `base_url` / `http_options` (`base_url` points it at a proxy or a
+    test server). The SDK never retries on its own here: `retry` (default: `max_retries`
+    retries with exponential backoff honouring Retry-After) decides. `config` holds extra
+    `GenerateContentConfig` fields for every request (e.g. `{"thinking_config": ...}`);
+    `ModelRequest.extra` adds to them per request.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: genai.Client | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_options: types.HttpOptions | None = None,
+        max_output_tokens: int | None = None,
+        max_retries: int = 3,
+        timeout: float | None = 120.0,
+        retry: RetryPolicy | None = None,
+        config: Mapping[str, Any] | None = None,
+        signature_cache_size: int = 4096,
+    ) -> None:
+        if not model:
+            raise ValueError("model must name a Gemini model, e.g. 'gemini-2.5-flash'")
+        self._model = model
+        self.max_output_tokens = max_output_tokens
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
+        self.config = dict(config or {})
+        if client is None:
+            options = http_options.model_copy() if http_options else types.HttpOptions()
+            if base_url is not None:
+                options.base_url = base_url
+            if timeout is not None and options.timeout is None:
+                options.timeout = int(timeout * 1000)  # the SDK takes milliseconds
+            client = genai.Client(api_key=api_key, http_options=options)
+        self._client = client
+        self._signatures: OrderedDict[str, bytes] = OrderedDict()
+        self._signature_cache_size = max(0, signature_cache_size)
+        # Seam for tests: observe backoff waits without spending them.
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    @property
+    def client(self) -> genai.Client:
+        return self._client
+
+    # thought signatures ----------------------------------------------------------------------
+
+    def _remember(self, call_id: str, signature: bytes) -> None:
+        if self._signature_cache_size == 0:
+            return
+        self._signatures[call_id] = signature
+        self._signatures.move_to_end(call_id)
+        while len(self._signatures) > self._signature_cache_size:
+            self._signatures.popitem(last=False)
+
+    def _signature_of(self, call_id: str) -> bytes | None:
+        return self._signatures.get(call_id)
+
+    # request building ------------------------------------------------------------------------
+
+    def build(
+        self, request: ModelRequest
+    ) -> tuple[list[types.Content], types.GenerateContentConfig]:
+        """`contents` and `config` for `generate_content` (the SDK turns them into the body)."""
+        contents, stray_system = render_contents(request.messages, self._signature_of)
+        system = "\n\n".join(s for s in (request.system, stray_system) if s)
+        fields: dict[str, Any] = {
+            # Calls are the application's to run, never the SDK's.
+            "automatic_function_calling": types.AutomaticFunctionCallingConfig(disable=True),
+            # One retry policy for every provider: the SDK makes exactly one attempt.
+            "http_options": types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
+        }
+        if system:
+            fields["system_instruction"] = system
+        max_tokens = request.max_tokens or self.max_output_tokens
+        if max_tokens is not None:
+            fields["max_output_tokens"] = max_tokens
+        if request.temperature is not None:
+            fields["temperature"] = request.temperature
+        if request.tools:
+            declarations = [function_declaration(spec) for spec in request.tools]
+            fields["tools"] = [types.Tool(function_declarations=declarations)]
+            fields["tool_config"] = tool_config(request)
+        fields.update(self.config)
+        fields.update(request.extra)
+        try:
+            config = types.GenerateContentConfig(**fields)
+        except ValueError as exc:
+            raise ModelError(f"gemini: invalid request option: {exc}") from exc
+        return contents, config
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        contents, config = self.build(request)
+        reply = await call_with_retries(
+            lambda: self._client.aio.models.generate_content(
+                model=self._model, contents=contents, config=config
+            ),
+            provider=PROVIDER,
+            policy=self.retry,
+            classify=classify_gemini,
+            sleep=self._sleep,
+        )
+        turn = _Turn(turn_key(request), self._remember)
+        turn.absorb(reply)
+        return turn.response(reply)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        """Stream one turn.
+
+        Everything up to the first visible event is retried like `request` (the SDK only sends
+        the HTTP request when the first chunk is read); a failure after events were delivered
+        raises `ModelError` instead, since a half-delivered turn cannot be resumed.
+        """
+        contents, config = self.build(request)
+        key = turn_key(request)
+        chunks, assembler, ready = await call_with_retries(
+            lambda: self._open_stream(contents, config, key),
+            provider=PROVIDER,
+            policy=self.retry,
+            classify=classify_gemini,
+            sleep=self._sleep,
+        )
+        try:
+            for event in ready:
+                yield event
+            async for chunk in chunks:
+                for event in assembler.feed(chunk):
+                    yield event
+        except ModelError:
+            raise
+        except Exception as exc:
+            failure = classify_gemini(exc)
+            if failure is None:
+                raise
+            raise failure.to_model_error(PROVIDER) from exc
+        finally:
+            await _close(chunks)
+        if assembler.chunks == 0:
+            raise ModelError("gemini: the stream ended without any chunk", retryable=True)
+        yield ResponseFinished(assembler.finish())
+
+    async def _open_stream(
+        self, contents: list[types.Content], config: types.GenerateContentConfig, key: str
+    ) -> tuple[
+        AsyncIterator[types.GenerateContentResponse], GeminiStreamAssembler, list[ModelStreamEvent]
+    ]:
+        """Start a stream and read it up to its first visible event (or its end)."""
+        stream = await self._client.aio.models.generate_content_stream(
+            model=self._model, contents=contents, config=config
+        )
+        chunks = aiter(stream)
+        assembler = GeminiStreamAssembler(key, self._remember)
+        try:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return chunks, assembler, []
+                ready = assembler.feed(chunk)
+                if ready:
+                    return chunks, assembler, ready
+        except BaseException:
+            await _close(chunks)
+            raise
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,288 @@
+"""Masking secrets and personal data before anything is written down or shown.
+
+Audit records, approval prompts and error messages all need the arguments of a call, and none of
+them may keep a password or a card number. `redact` returns a masked *copy* (same shape: dicts stay
+dicts, lists stay lists, only leaf values change) using three layers:
+
+1. the tool's own sensitive parameters (`ToolAnnotations.sensitive`), given as names or dotted
+   paths (`"payment.card"`; lists along the way are crossed transparently);
+2. key names that are sensitive anywhere in the structure (password, secret, api_key, token,
+   authorization, ssn, card_number, cvv, ...), matched on the words of the key, case-insensitive,
+   so `userPassword`, `X-Api-Key` and `client_secret` match but `max_tokens` does not;
+3. value patterns inside any string: card numbers that pass the Luhn check, bearer tokens,
+   `sk-...` style API keys, AWS access key ids, JWTs, `password=...` fragments and credentials in
+   URLs.
+
+It is pure (no I/O, no global state) and cheap: patterns are compiled once and short strings skip
+the scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+MASK = "***"
+
+# Words that make a key sensitive wherever they appear in it.
+_ANY_WORD = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "secrets",
+        "credential",
+        "credentials",
+        "ssn",
+        "cvv",
+        "cvv2",
+        "cvc",
+        "authorization",
+        "apikey",
+        "cookie",
+        "otp",
+    }
+)
+# Whole keys (words joined) that are sensitive.
+_JOINED = frozenset(
+    {
+        "apikey",
+        "xapikey",
+        "cardnumber",
+        "creditcard",
+        "creditcardnumber",
+        "ccnumber",
+        "pan",
+        "pin",
+        "privatekey",
+        "secretkey",
+        "accesskey",
+        "signingkey",
+        "encryptionkey",
+        "setcookie",
+        "sessionid",
+        "socialsecuritynumber",
+    }
+)
+# Keys whose last word is one of these are sensitive ("auth_token", "refreshToken").
+_LAST_WORD = frozenset({"token"})
+# Suffixes of the joined key that are sensitive ("stripe_api_key", "aws_secret_access_key").
+_JOINED_SUFFIXES = ("apikey", "privatekey", "secretkey", "accesskey", "cardnumber", "signingkey")
+
+_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+@lru_cache(maxsize=4096)
+def is_sensitive_key(key: str) -> bool:
+    """Whether a mapping key names a secret (by its words, case-insensitive)."""
+    words = [w.lower() for w in _WORD_RE.findall(key)]
+    if not words:
+        return False
+    joined = "".join(words)
+    if joined in _JOINED or joined.endswith(_JOINED_SUFFIXES):
+        return True
+    if words[-1] in _LAST_WORD:
+        return True
+    return any(w in _ANY_WORD for w in words)
+
+
+# ----------------------------------------------------------------------------- value patterns
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePattern:
+    """A secret recognised inside free text: `regex` finds it, `replace` masks one match."""
+
+    name: str
+    regex: re.Pattern[str]
+    replace: Callable[[re.Match[str]], str]
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _mask_card(m: re.Match[str]) -> str:
+    text = m.group(0)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits):
+        return "****" + digits[-4:]
+    return text
+
+
+def _keep_group1(m: re.Match[str]) -> str:
+    return m.group(1) + MASK
+
+
+def _mask_all(m: re.Match[str]) -> str:
+    return MASK
+
+
+DEFAULT_PATTERNS: tuple[ValuePattern, ...] = (
+    ValuePattern(
+        "card_number",
+        re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+        _mask_card,
+    ),
+    ValuePattern(
+        "bearer",
+        re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z\-._~+/]*\d)[A-Za-z0-9\-._~+/]{8,}=*"),
+        _keep_group1,
+    ),
+    ValuePattern(
+        "authorization",
+        re.compile(
+            r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|digest|bearer)?\s*)(?!\*\*\*)[^\s\"',;}]+"
+        ),
+        _keep_group1,
+    ),
+    ValuePattern(
+        "api_key",
+        re.compile(r"\b(sk-|sk_live_|sk_test_|rk_live_|pk_live_)[A-Za-z0-9_\-]{12,}"),
+        _keep_group1,
+    ),
+    ValuePattern(
+        "github_token",
+        re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{20,}|\b(github_pat_)[A-Za-z0-9_]{20,}"),
+        lambda m: (m.group(1) or m.group(2)) + MASK,
+    ),
+    ValuePattern("slack_token", re.compile(r"\b(xox[abposr]-)[A-Za-z0-9\-]{10,}"), _keep_group1),
+    ValuePattern("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), _mask_all),
+    ValuePattern(
+        "jwt",
+        re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
+        _mask_all,
+    ),
+    ValuePattern(
+        "key_value",
+        re.compile(
+            r"(?i)\b((?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key|"
+            r"access[_-]?token|refresh[_-]?token|auth[_-]?token|token|ssn|cvv)"
+            r"[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"'&,;}]+"
+        ),
+        _keep_group1,
+    ),
+    ValuePattern(
+        "url_credentials",
+        re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^/\s@]+(?=@)"),
+        _keep_group1,
+    ),
+    ValuePattern("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _mask_all),
+)
+
+_MIN_SCAN = 8  # no default pattern matches fewer characters
+
+
+def redact_text(text: str, patterns: Iterable[ValuePattern] = DEFAULT_PATTERNS) -> str:
+    """Mask every secret the patterns recognise inside `text`."""
+    if len(text) < _MIN_SCAN:
+        return text
+    for p in patterns:
+        text = p.regex.sub(p.replace, text)
+    return text
+
+
+# ------------------------------------------------------------------------------------ structures
+
+Path = tuple[str, ...]
+
+
+@lru_cache(maxsize=1024)
+def _parse_paths(sensitive: frozenset[str]) -> frozenset[Path]:
+    return frozenset(tuple(part for part in s.split(".") if part) for s in sensitive if s)
+
+
+def redact(
+    args: Any,
+    sensitive: Iterable[str] = (),
+    *,
+    patterns: Iterable[ValuePattern] = DEFAULT_PATTERNS,
+    keys: Callable[[str], bool] = is_sensitive_key,
+) -> Any:
+    """A masked copy of `args` (any JSON-like structure, or raw JSON text).
+
+    `sensitive`: parameter names or dotted paths to mask whatever their value. `keys`: decides
+    which mapping keys are secret anywhere in the structure (default: `is_sensitive_key`).
+    `patterns`: secrets to find inside strings (pass `()` to disable).
+    """
+    paths = _parse_paths(frozenset(sensitive))
+    pats = tuple(patterns)
+    if isinstance(args, str):
+        return _redact_raw(args, paths, pats, keys)
+    return _walk(args, (), paths, pats, keys)
+
+
+def _redact_raw(
+    text: str,
+    paths: frozenset[Path],
+    pats: tuple[ValuePattern, ...],
+    keys: Callable[[str], bool],
+) -> str:
+    """Raw argument text (a call whose JSON did not decode, or a provider's string arguments)."""
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            return json.dumps(_walk(decoded, (), paths, pats, keys), ensure_ascii=False)
+    return redact_text(text, pats)
+
+
+def _walk(
+    value: Any,
+    path: Path,
+    paths: frozenset[Path],
+    pats: tuple[ValuePattern, ...],
+    keys: Callable[[str], bool],
+) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, pats)
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            sub = (*path, str(k))
+            if sub in paths or (isinstance(k, str) and keys(k)):
+                out[k] = _mask_value(v)
+            else:
+                out[k] = _walk(v, sub, paths, pats, keys)
+        return out
+    if isinstance(value, list):
+        return [_walk(v, path, paths, pats, keys) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_walk(v, path, paths, pats, keys) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return [_walk(v, path, paths, pats, keys) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # a Pydantic model among validated arguments
+        return _walk(dump(mode="json"), path, paths, pats, keys)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _walk(dataclasses.asdict(value), path, paths, pats, keys)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return redact_text(str(value), pats)
+
+
+def _mask_value(value: Any) -> Any:
+    """The mask for a sensitive value: None and empty values stay visible (nothing to hide)."""
+    if value is None or value == "" or value == [] or value == {}:
+        return value
+    return MASK

@@ -1,0 +1,168 @@
+"""Audit records in PostgreSQL (psycopg 3), for several application processes or machines.
+
+Appends are serialised with a transaction-scoped advisory lock: each append takes the lock, reads
+the newest record, inserts the next one and commits, so concurrent writers on any number of
+connections line up and the chain never forks. The primary key on `seq` is a second guard: a
+writer that somehow skipped the lock would fail rather than fork the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from callgate.audit import GENESIS, AuditEntry, Head, NewRecord, Query
+
+_COLUMNS = (
+    "seq, ts, kind, conversation_id, run_id, user_id, tenant, tool, decision, data, prev_hash, hash"
+)
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PgAuditStore:
+    """`AuditStore` on a PostgreSQL table (created if missing).
+
+    `lock_key` names the advisory lock; stores sharing a table must share it (the default is
+    derived from the table name).
+    """
+
+    def __init__(self, dsn: str, *, table: str = "callgate_audit", lock_key: int | None = None):
+        try:
+            import psycopg
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "the PostgreSQL audit store needs psycopg: pip install 'callgate[postgres]'"
+            ) from e
+        if not _IDENT.match(table):
+            raise ValueError(f"table name {table!r} must be a plain lower-case identifier")
+        self.table = table
+        self.lock_key = lock_key if lock_key is not None else _stable_key(table)
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._lock = threading.Lock()
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
+            self._conn.execute(
+                f"""
+                CREATE TABLE IF NOT EXISTS {table} (
+                    seq BIGINT PRIMARY KEY,
+                    ts DOUBLE PRECISION NOT NULL,
+                    kind TEXT NOT NULL,
+                    conversation_id TEXT,
+                    run_id TEXT,
+                    user_id TEXT,
+                    tenant TEXT,
+                    tool TEXT,
+                    decision TEXT,
+                    data TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                )"""
+            )
+            self._conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {table}_conversation ON {table} (conversation_id, seq)"
+            )
+            self._conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, seq)")
+
+    def append(self, record: NewRecord) -> AuditEntry:
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
+            row = self._conn.execute(
+                f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+            entry = record.seal(seq, prev)
+            self._conn.execute(
+                f"INSERT INTO {self.table} ({_COLUMNS}) VALUES "
+                "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                _row(entry),
+            )
+            return entry
+
+    def query(self, q: Query) -> list[AuditEntry]:
+        where = ["seq > %s"]
+        params: list[Any] = [q.after_seq]
+        for col, val in (
+            ("conversation_id", q.conversation_id),
+            ("user_id", q.user_id),
+            ("tool", q.tool),
+            ("decision", q.decision),
+            ("kind", q.kind),
+        ):
+            if val is not None:
+                where.append(f"{col} = %s")
+                params.append(val)
+        sql = (
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} "
+            f"ORDER BY seq {'DESC' if q.newest_first else 'ASC'}"
+        )
+        if q.limit is not None:
+            sql += " LIMIT %s"
+            params.append(q.limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_entry(r) for r in rows]
+
+    def iter_all(self) -> Iterator[AuditEntry]:
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM {self.table} WHERE seq > %s ORDER BY seq LIMIT 1000",
+                    (last,),
+                ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _entry(r)
+            last = int(rows[-1][0])
+
+    def head(self) -> Head | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return Head(int(row[0]), str(row[1])) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _stable_key(name: str) -> int:
+    import hashlib
+
+    return int.from_bytes(
+        hashlib.sha256(f"callgate-audit:{name}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+def _row(e: AuditEntry) -> tuple[Any, ...]:
+    return (
+        e.seq,
+        e.ts,
+        e.kind,
+        e.conversation_id,
+        e.run_id,
+        e.user_id,
+        e.tenant,
+        e.tool,
+        e.decision,
+        json.dumps(e.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        e.prev_hash,
+        e.hash,
+    )
+
+
+def _entry(r: Any) -> AuditEntry:
+    try:
+        data = json.loads(r[9])
+    except (TypeError, ValueError):
+        data = {"__undecodable__": str(r[9])}
+    if not isinstance(data, dict):
+        data = {"__undecodable__": data}
+    return AuditEntry(
+        int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], data, r[10], r[11]
+    )

@@ -1,0 +1,1 @@
+"""Scripted local HTTP servers that speak providers' wire formats, for tests."""

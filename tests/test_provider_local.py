@@ -1,0 +1,205 @@
+"""LocalModel against the real SmolLM2-135M weights (llama.cpp, CPU). Not timed."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import pytest
+
+from callgate.errors import ModelError
+from callgate.messages import Message, ToolCall, ToolResult
+from callgate.model import (
+    Model,
+    ModelRequest,
+    NamedToolChoice,
+    ResponseFinished,
+    StreamingModel,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from callgate.tools import Tool, tool
+
+pytest.importorskip("llama_cpp")
+pytestmark = pytest.mark.slow
+
+
+@tool
+def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
+    """Get the current weather in a city.
+
+    Args:
+        city: Name of the city, e.g. Paris.
+        unit: Temperature unit.
+    """
+    return f"sunny in {city}"
+
+
+@tool
+def convert_currency(amount: float, source: str, target: str) -> float:
+    """Convert an amount of money from one currency to another.
+
+    Args:
+        amount: How much money.
+        source: Three-letter code of the currency to convert from.
+        target: Three-letter code of the currency to convert to.
+    """
+    return amount
+
+
+@tool
+def add_numbers(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+TOOLS: list[Tool] = [get_weather, convert_currency, add_numbers]
+BY_NAME = {t.name: t for t in TOOLS}
+
+
+@pytest.fixture(scope="module")
+def model() -> object:
+    from callgate.providers.local import LocalModel, default_model_path
+
+    try:
+        default_model_path()
+    except ModelError as e:
+        pytest.skip(str(e))
+    return LocalModel(max_tokens=128)
+
+
+def req(prompt: str, **kw: object) -> ModelRequest:
+    return ModelRequest([Message.user(prompt)], tools=[t.spec for t in TOOLS], **kw)  # type: ignore[arg-type]
+
+
+def assert_valid(calls: list[ToolCall]) -> None:
+    for c in calls:
+        assert isinstance(c.arguments, str)
+        BY_NAME[c.name].validator.validate(json.loads(c.arguments))  # raises if invalid
+
+
+def test_is_a_streaming_model(model: object) -> None:
+    assert isinstance(model, Model)
+    assert isinstance(model, StreamingModel)
+    assert model.name.startswith("local:")  # type: ignore[attr-defined]
+
+
+async def test_weather_question_gets_a_valid_weather_call(model: object) -> None:
+    r = await model.request(req("What is the weather like in Paris right now?"))  # type: ignore[attr-defined]
+    assert r.tool_calls, r.text
+    assert r.tool_calls[0].name == "get_weather"
+    assert "paris" in json.loads(r.tool_calls[0].arguments)["city"].lower()
+    assert r.stop_reason == "tool_calls"
+    assert [c.id for c in r.tool_calls] == [f"call_{i}" for i in range(len(r.tool_calls))]
+    assert r.usage.input_tokens > 50 and r.usage.output_tokens > 0
+    assert_valid(r.tool_calls)
+
+
+async def test_tool_choice_none_yields_text_only(model: object) -> None:
+    r = await model.request(req("What is the weather like in Paris?", tool_choice="none"))  # type: ignore[attr-defined]
+    assert r.tool_calls == []
+    assert r.text.strip()
+    assert "<tool_call>" not in r.text
+    assert r.stop_reason in ("end_turn", "max_tokens")
+
+
+async def test_named_tool_choice_forces_that_tool(model: object) -> None:
+    # the question is about the weather, but the caller insists on the currency tool
+    r = await model.request(  # type: ignore[attr-defined]
+        req("What is the weather like in Paris?", tool_choice=NamedToolChoice("convert_currency"))
+    )
+    assert r.tool_calls and {c.name for c in r.tool_calls} == {"convert_currency"}
+    assert_valid(r.tool_calls)
+
+
+async def test_required_always_calls_even_for_chit_chat(model: object) -> None:
+    r = await model.request(req("Hello there, how are you?", tool_choice="required"))  # type: ignore[attr-defined]
+    assert r.tool_calls
+    assert_valid(r.tool_calls)
+
+
+async def test_parallel_disabled_gives_at_most_one_call(model: object) -> None:
+    r = await model.request(  # type: ignore[attr-defined]
+        req("Weather in Paris, in Rome and in Oslo?", tool_choice="required", parallel_tool_calls=False)
+    )
+    assert len(r.tool_calls) == 1
+    assert_valid(r.tool_calls)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Convert 100 US dollars to euros.",
+        "Add 17 and 25.",
+        "What's the temperature in Tokyo in fahrenheit?",
+        "Please add 3 and 4, and also tell me the weather in Berlin.",
+    ],
+)
+async def test_arguments_always_validate(model: object, prompt: str) -> None:
+    r = await model.request(req(prompt, tool_choice="required"))  # type: ignore[attr-defined]
+    assert r.tool_calls
+    assert_valid(r.tool_calls)
+    keys = [(c.name, json.dumps(json.loads(c.arguments), sort_keys=True)) for c in r.tool_calls]
+    assert len(keys) == len(set(keys)), "identical calls must not be repeated"
+
+
+async def test_calls_already_answered_this_turn_are_not_repeated(model: object) -> None:
+    first = await model.request(req("What is the weather like in Paris?", tool_choice="required"))  # type: ignore[attr-defined]
+    history = [
+        Message.user("What is the weather like in Paris?"),
+        Message.assistant("", first.tool_calls),
+        *[
+            Message.tool(ToolResult(c.id, c.name, "sunny, 21 degrees"))
+            for c in first.tool_calls
+        ],
+    ]
+    again = await model.request(ModelRequest(history, tools=[t.spec for t in TOOLS]))  # type: ignore[attr-defined]
+    before = {(c.name, c.arguments) for c in first.tool_calls}
+    assert not ({(c.name, c.arguments) for c in again.tool_calls} & before)
+    assert again.tool_calls or again.text.strip()
+
+
+async def test_stream_matches_request(model: object) -> None:
+    for request in (req("What is the weather like in Rome?"), req("Say hi.", tool_choice="none")):
+        expected = await model.request(request)  # type: ignore[attr-defined]
+        events = [e async for e in model.stream(request)]  # type: ignore[attr-defined]
+        assert isinstance(events[-1], ResponseFinished)
+        final = events[-1].response
+        assert final.text == expected.text
+        assert [(c.id, c.name, c.arguments) for c in final.tool_calls] == [
+            (c.id, c.name, c.arguments) for c in expected.tool_calls
+        ]
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert text.strip() == final.text
+        for i, call in enumerate(final.tool_calls):
+            started = [e for e in events if isinstance(e, ToolCallStarted) and e.index == i]
+            deltas = [e for e in events if isinstance(e, ToolCallDelta) and e.index == i]
+            finished = [e for e in events if isinstance(e, ToolCallFinished) and e.index == i]
+            assert started and started[0].name == call.name and started[0].id == call.id
+            assert "".join(d.arguments_delta for d in deltas) == call.arguments
+            assert finished and finished[0].call.arguments == call.arguments
+
+
+async def test_breaking_out_of_a_stream_releases_the_model(model: object) -> None:
+    stream = model.stream(req("Write a long story about a dragon.", tool_choice="none"))  # type: ignore[attr-defined]
+    async for _ in stream:
+        break
+    await stream.aclose()
+    r = await model.request(req("Add 2 and 3.", tool_choice="required"))  # type: ignore[attr-defined]
+    assert r.tool_calls
+
+
+async def test_bad_requests_get_clear_errors(model: object) -> None:
+    with pytest.raises(ModelError, match="not among the request's tools"):
+        await model.request(req("hi", tool_choice=NamedToolChoice("nope")))  # type: ignore[attr-defined]
+    with pytest.raises(ModelError, match="no tools"):
+        await model.request(ModelRequest([Message.user("hi")], tool_choice="required"))  # type: ignore[attr-defined]
+
+
+def test_missing_weights_file_is_a_clear_error() -> None:
+    from callgate.providers.local import LocalModel
+
+    with pytest.raises(ModelError, match="model file not found"):
+        LocalModel("/nonexistent/model.gguf")
