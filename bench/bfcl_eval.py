@@ -104,9 +104,13 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-def load(category: str, n: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load(category: str, n: int, offset: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     root = resources.files("bfcl_eval") / "data"
-    cases = [json.loads(line) for line in (root / f"BFCL_v4_{category}.json").read_text().splitlines() if line.strip()][:n]
+    cases = [
+        json.loads(line)
+        for line in (root / f"BFCL_v4_{category}.json").read_text().splitlines()
+        if line.strip()
+    ][offset : offset + n]
     answers: dict[str, Any] = {}
     pa = root / "possible_answer" / f"BFCL_v4_{category}.json"
     if pa.is_file():
@@ -142,9 +146,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         continue_bias=args.continue_bias,
         abstain_bias=args.abstain_bias,
     )
-    report: dict[str, Any] = {"model": model.name, "n": args.n, "categories": {}}
+    report: dict[str, Any] = {
+        "model": model.name,
+        "n": args.n,
+        "offset": args.offset,
+        "settings": {"continue_bias": args.continue_bias, "abstain_bias": args.abstain_bias},
+        "categories": {},
+    }
     for cat in args.categories:
-        cases, answers = load(cat, args.n)
+        cases, answers = load(cat, args.n, args.offset)
         passed, rows, t0 = 0, [], time.perf_counter()
         for case in cases:
             t = time.perf_counter()
@@ -154,16 +164,37 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if cat == "irrelevance":
                 ok, err = not calls, ("made a call" if calls else None)
             else:
-                res = ast_checker(case["function"], calls, answers[case["id"]], python, cat, MODEL_NAME)
+                res = ast_checker(
+                    case["function"], calls, answers[case["id"]], python, cat, MODEL_NAME
+                )
                 ok, err = bool(res["valid"]), res.get("error")
             passed += ok
-            rows.append({"id": case["id"], "ok": ok, "calls": calls, "text": resp.text[:200], "error": err, "s": round(dt, 3), "decisions": (resp.raw or {}).get("decisions")})
+            rows.append(
+                {
+                    "id": case["id"],
+                    "ok": ok,
+                    "calls": calls,
+                    "text": resp.text[:200],
+                    "error": err,
+                    "s": round(dt, 3),
+                    "decisions": (resp.raw or {}).get("decisions"),
+                }
+            )
             if args.verbose:
                 print(f"  {case['id']}: {'ok ' if ok else 'FAIL'} {calls} {err or ''}", flush=True)
         secs = time.perf_counter() - t0
         acc = passed / len(cases) if cases else 0.0
-        report["categories"][cat] = {"accuracy": acc, "passed": passed, "cases": len(cases), "s_per_case": secs / max(len(cases), 1), "rows": rows}
-        print(f"{cat:<18} {acc * 100:5.1f}%  ({passed}/{len(cases)})  {secs / max(len(cases), 1):.2f} s/case", flush=True)
+        report["categories"][cat] = {
+            "accuracy": acc,
+            "passed": passed,
+            "cases": len(cases),
+            "s_per_case": secs / max(len(cases), 1),
+            "rows": rows,
+        }
+        per_case = secs / max(len(cases), 1)
+        line = f"{cat:<18} {acc * 100:5.1f}%  ({passed}/{len(cases)})  {per_case:.2f} s/case"
+        print(line, flush=True)
+        _save(args.out, report)
     accs = [c["accuracy"] for c in report["categories"].values()]
     report["mean_accuracy"] = sum(accs) / len(accs) if accs else 0.0
     print(f"{'mean':<18} {report['mean_accuracy'] * 100:5.1f}%")
@@ -173,6 +204,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=40, help="cases per category (first N)")
+    p.add_argument(
+        "--offset", type=int, default=0, help="skip this many cases (tune on a held-out range)"
+    )
     p.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
     p.add_argument("--model", default=None, help="GGUF path (default: SmolLM2-135M-Instruct)")
     p.add_argument("--threads", type=int, default=2)
@@ -182,10 +216,14 @@ def main() -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
     report = asyncio.run(run(args))
-    out = Path(args.out)
+    _save(args.out, report)
+    print(f"report: {args.out}")
+
+
+def _save(path: str, report: dict[str, Any]) -> None:
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
-    print(f"report: {out}")
 
 
 if __name__ == "__main__":

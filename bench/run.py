@@ -128,9 +128,7 @@ async def bench_loop() -> tuple[float, float]:
     turns = 20
 
     def script() -> list[Any]:
-        return [
-            call("add", {"a": i, "b": i + 1}, id=f"c{i}") for i in range(turns - 1)
-        ] + ["done"]
+        return [call("add", {"a": i, "b": i + 1}, id=f"c{i}") for i in range(turns - 1)] + ["done"]
 
     samples = []
     for _ in range(REPS * 3):
@@ -158,11 +156,7 @@ async def bench_loop() -> tuple[float, float]:
 
 
 def import_time(module: str) -> float:
-    code = (
-        "import time; t=time.perf_counter(); import "
-        + module
-        + "; print(time.perf_counter()-t)"
-    )
+    code = "import time; t=time.perf_counter(); import " + module + "; print(time.perf_counter()-t)"
     samples = []
     for _ in range(REPS):
         out = subprocess.run(

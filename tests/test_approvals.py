@@ -12,13 +12,16 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callgate import cli
+from callgate.agent import Agent
 from callgate.approvals import (
     ApprovalConflictError,
     ApprovalError,
@@ -34,7 +37,6 @@ from callgate.approvals import (
     open_approval_store,
     process_owner,
 )
-from callgate.agent import Agent
 from callgate.context import RunContext
 from callgate.errors import ApprovalRequired, ToolDenied
 from callgate.gate.base import Invocation, PolicyDecision
@@ -53,7 +55,6 @@ from callgate.stores.pg_approvals import PgApprovalStore
 from callgate.stores.sqlite_approvals import SqliteApprovalStore
 from callgate.testing import ScriptedModel, call
 from callgate.tools import tool
-from tests.servers import pg_db, pg_server  # noqa: F401 - fixtures
 
 PENDING = "pending_approval"
 
@@ -69,21 +70,41 @@ class Clock:
         self.now += seconds
 
 
+@dataclass(frozen=True)
+class Backend:
+    kind: str  # memory | sqlite | pg
+    where: str = ""
+    table: str = "callgate_approvals"
+
+
 @pytest.fixture(params=["memory", "sqlite", pytest.param("pg", marks=pytest.mark.slow)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "memory":
-        return "memory"
-    if request.param == "sqlite":
-        return str(tmp_path / "approvals.db")
-    return str(request.getfixturevalue("pg_db"))
+        yield Backend("memory")
+    elif request.param == "sqlite":
+        yield Backend("sqlite", str(tmp_path / "approvals.db"))
+    else:
+        # one server database for the session, one table per test: much cheaper than
+        # CREATE DATABASE per test
+        dsn = str(request.getfixturevalue("pg_dsn"))
+        table = f"apr_{uuid.uuid4().hex[:12]}"
+        yield Backend("pg", dsn, table)
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
-def make_store(backend: str) -> ApprovalStore:
-    return MemoryApprovalStore() if backend == "memory" else open_approval_store(backend)
+def make_store(b: Backend) -> ApprovalStore:
+    if b.kind == "memory":
+        return MemoryApprovalStore()
+    if b.kind == "sqlite":
+        return SqliteApprovalStore(b.where)
+    return PgApprovalStore(b.where, table=b.table)
 
 
 @pytest.fixture
-def store(backend: str) -> Iterator[ApprovalStore]:
+def store(backend: Backend) -> Iterator[ApprovalStore]:
     s = make_store(backend)
     yield s
     s.close()
@@ -113,6 +134,10 @@ def ledger() -> Ledger:
 
 @pytest.fixture
 def gate(approvals: Approvals, ledger: Ledger) -> Gate:
+    return make_gate(approvals, ledger)
+
+
+def make_gate(approvals: Approvals, ledger: Ledger) -> Gate:
     @tool(destructive=True, sensitive=("pin",))
     def refund(invoice_id: str, amount: float, card_number: str = "", pin: str = "") -> str:
         """Refund an invoice to a card."""
@@ -146,7 +171,14 @@ def ctx(run_id: str = "run_1", user: str = "alice", tenant: str | None = "acme")
 REFUND = {"invoice_id": "inv-7", "amount": 120.0, "card_number": "4111111111111111", "pin": "9999"}
 
 
-async def run(gate: Gate, args: dict[str, Any] = REFUND, *, call_id: str = "c1", c: RunContext | None = None, name: str = "refund") -> ToolResult:
+async def run(
+    gate: Gate,
+    args: dict[str, Any] = REFUND,
+    *,
+    call_id: str = "c1",
+    c: RunContext | None = None,
+    name: str = "refund",
+) -> ToolResult:
     return await gate.execute(ToolCall(call_id, name, json.dumps(args)), c or ctx())
 
 
@@ -198,7 +230,11 @@ def test_store_transition_is_conditional(store: ApprovalStore) -> None:
     assert store.transition("missing", ("pending",), "approved") is None
     assert store.transition("apr_1", ("pending",), "approved", unexpired_at=200.0) is None
     moved = store.transition(
-        "apr_1", ("pending",), "approved", {"decided_by": "bob", "decided_at": 150.0}, unexpired_at=199.0
+        "apr_1",
+        ("pending",),
+        "approved",
+        {"decided_by": "bob", "decided_at": 150.0},
+        unexpired_at=199.0,
     )
     assert moved is not None
     assert (moved.status, moved.decided_by, moved.decided_at) == ("approved", "bob", 150.0)
@@ -211,11 +247,11 @@ def test_store_transition_is_conditional(store: ApprovalStore) -> None:
     assert store.get("apr_1").status == "approved"  # type: ignore[union-attr]
 
 
-def test_store_claim_race_has_one_winner(backend: str) -> None:
+def test_store_claim_race_has_one_winner(backend: Backend) -> None:
     """Eight workers, each with its own connection, try to claim one approved call at once."""
     setup = make_store(backend)
     setup.add(req(status="approved"))
-    stores = [setup] * 8 if backend == "memory" else [make_store(backend) for _ in range(8)]
+    stores = [setup] * 8 if backend.kind == "memory" else [make_store(backend) for _ in range(8)]
     barrier = threading.Barrier(len(stores))
     wins: list[str] = []
 
@@ -258,7 +294,9 @@ def test_pg_store_refuses_odd_table_names() -> None:
 
 def test_masking_and_hash(gate: Gate) -> None:
     t = gate.toolset.get("refund")
-    masked = mask_arguments(t, {**REFUND, "extra": {"password": "p", "card": "gold", "api_key": "k"}})
+    masked = mask_arguments(
+        t, {**REFUND, "extra": {"password": "p", "card": "gold", "api_key": "k"}}
+    )
     assert masked["invoice_id"] == "inv-7" and masked["amount"] == 120.0
     assert "4111111111111111" not in json.dumps(masked)
     assert masked["pin"] == "***"
@@ -273,7 +311,9 @@ def test_masking_and_hash(gate: Gate) -> None:
 # --- the approval flow through the gate ------------------------------------------------------
 
 
-async def test_pause_approve_run_once(gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock) -> None:
+async def test_pause_approve_run_once(
+    gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock
+) -> None:
     first = await run(gate)
     assert first.error_kind == PENDING
     assert ledger.calls == []
@@ -287,7 +327,13 @@ async def test_pause_approve_run_once(gate: Gate, approvals: Approvals, ledger: 
     assert "4111111111111111" not in json.dumps(request.arguments)
     assert request.expires_at == clock.now + 600
     # the message says exactly what will happen, without the secrets
-    for fragment in ("`refund`", '"invoice_id": "inv-7"', '"amount": 120.0', "refunds need a person", aid):
+    for fragment in (
+        "`refund`",
+        '"invoice_id": "inv-7"',
+        '"amount": 120.0',
+        "refunds need a person",
+        aid,
+    ):
         assert fragment in first.content
     assert "9999" not in first.content and "4111111111111111" not in first.content
 
@@ -298,7 +344,7 @@ async def test_pause_approve_run_once(gate: Gate, approvals: Approvals, ledger: 
     clock.advance(60)
     decided = approvals.approve(aid, by="bob", comment="ok")
     assert (decided.status, decided.decided_by, decided.comment) == ("approved", "bob", "ok")
-    assert approvals.approve(aid, by="bob") .status == "approved"  # approving twice is harmless
+    assert approvals.approve(aid, by="bob").status == "approved"  # approving twice is harmless
 
     done = await run(gate)
     assert done.error_kind is None, done.content
@@ -344,7 +390,9 @@ async def test_decision_errors(gate: Gate, approvals: Approvals) -> None:
         approvals.list("waiting")
 
 
-async def test_expiry_while_pending(gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock) -> None:
+async def test_expiry_while_pending(
+    gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock
+) -> None:
     aid = (await run(gate)).metadata["approval_id"]
     clock.advance(601)
     with pytest.raises(ApprovalExpiredError, match="expired"):
@@ -356,14 +404,18 @@ async def test_expiry_while_pending(gate: Gate, approvals: Approvals, ledger: Le
     assert [r.id for r in approvals.list("expired")] == [aid]
 
 
-async def test_expired_listing_marks_requests(gate: Gate, approvals: Approvals, clock: Clock) -> None:
+async def test_expired_listing_marks_requests(
+    gate: Gate, approvals: Approvals, clock: Clock
+) -> None:
     aid = (await run(gate)).metadata["approval_id"]
     clock.advance(700)
     assert approvals.list("pending") == []
     assert approvals.get(aid).status == "expired"
 
 
-async def test_approval_unused_for_too_long_expires(gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock) -> None:
+async def test_approval_unused_for_too_long_expires(
+    gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock
+) -> None:
     aid = (await run(gate)).metadata["approval_id"]
     clock.advance(500)
     approved = approvals.approve(aid, by="bob")
@@ -376,7 +428,9 @@ async def test_approval_unused_for_too_long_expires(gate: Gate, approvals: Appro
     assert approvals.get(aid).status == "expired"
 
 
-async def test_approval_never_authorises_another_call(gate: Gate, approvals: Approvals, ledger: Ledger) -> None:
+async def test_approval_never_authorises_another_call(
+    gate: Gate, approvals: Approvals, ledger: Ledger
+) -> None:
     aid = (await run(gate)).metadata["approval_id"]
     approvals.approve(aid, by="bob")
     # different arguments than were shown, same call id
@@ -397,7 +451,9 @@ async def test_approval_never_authorises_another_call(gate: Gate, approvals: App
     assert len(ledger.calls) == 1
 
 
-async def test_replayed_approval_id_is_refused(gate: Gate, approvals: Approvals, ledger: Ledger) -> None:
+async def test_replayed_approval_id_is_refused(
+    gate: Gate, approvals: Approvals, ledger: Ledger
+) -> None:
     """An approval id presented with a call (e.g. from a client) must belong to that call."""
     aid = (await run(gate)).metadata["approval_id"]
     approvals.approve(aid, by="bob")
@@ -413,17 +469,31 @@ async def test_replayed_approval_id_is_refused(gate: Gate, approvals: Approvals,
         with pytest.raises(ToolDenied) as exc:
             await approvals.check(inv, decision)
         assert exc.value.code == "approval_mismatch"
-    inv = Invocation(ToolCall("c1", "refund", "{}"), ctx(), t, dict(t.validator.validate(REFUND)), state={"approval_id": "apr_forged"})
+    inv = Invocation(
+        ToolCall("c1", "refund", "{}"),
+        ctx(),
+        t,
+        dict(t.validator.validate(REFUND)),
+        state={"approval_id": "apr_forged"},
+    )
     with pytest.raises(ToolDenied):
         await approvals.check(inv, decision)
     assert approvals.get(aid).status == "approved"  # nothing consumed the real approval
-    good = Invocation(ToolCall("c1", "refund", "{}"), ctx(), t, dict(t.validator.validate(REFUND)), state={"approval_id": aid})
+    good = Invocation(
+        ToolCall("c1", "refund", "{}"),
+        ctx(),
+        t,
+        dict(t.validator.validate(REFUND)),
+        state={"approval_id": aid},
+    )
     await approvals.check(good, decision)
     assert approvals.get(aid).status == "executing"
     assert ledger.calls == []
 
 
-async def test_concurrent_duplicates_run_once(gate: Gate, approvals: Approvals, ledger: Ledger) -> None:
+async def test_concurrent_duplicates_run_once(
+    gate: Gate, approvals: Approvals, ledger: Ledger
+) -> None:
     aid = (await run(gate)).metadata["approval_id"]
     approvals.approve(aid, by="bob")
     results = await asyncio.gather(*(run(gate) for _ in range(6)))
@@ -436,7 +506,9 @@ async def test_concurrent_duplicates_run_once(gate: Gate, approvals: Approvals, 
             assert "will not run twice" in r.content
 
 
-async def test_failed_tool_is_done_with_error_summary(gate: Gate, approvals: Approvals, ledger: Ledger) -> None:
+async def test_failed_tool_is_done_with_error_summary(
+    gate: Gate, approvals: Approvals, ledger: Ledger
+) -> None:
     aid = (await run(gate, {"x": 3}, name="explode")).metadata["approval_id"]
     approvals.approve(aid, by="bob")
     res = await run(gate, {"x": 3}, name="explode")
@@ -449,7 +521,9 @@ async def test_failed_tool_is_done_with_error_summary(gate: Gate, approvals: App
     assert len(ledger.calls) == 1
 
 
-async def test_self_approval_can_be_forbidden(store: ApprovalStore, clock: Clock, gate: Gate) -> None:
+async def test_self_approval_can_be_forbidden(
+    store: ApprovalStore, clock: Clock, gate: Gate
+) -> None:
     strict = Approvals(store, allow_self_approval=False, clock=clock)
     aid = (await run(gate)).metadata["approval_id"]
     with pytest.raises(ApprovalError, match="someone other than the requester"):
@@ -465,11 +539,18 @@ def dead_pid() -> int:
     return p.pid
 
 
-async def test_executing_call_of_dead_process_is_interrupted(gate: Gate, approvals: Approvals, store: ApprovalStore, ledger: Ledger, clock: Clock) -> None:
+async def test_executing_call_of_dead_process_is_interrupted(
+    gate: Gate, approvals: Approvals, store: ApprovalStore, ledger: Ledger, clock: Clock
+) -> None:
     aid = (await run(gate)).metadata["approval_id"]
     approvals.approve(aid, by="bob")
     host = process_owner().rsplit(":", 2)[0]
-    store.transition(aid, ("approved",), "executing", {"claimed_by": f"{host}:{dead_pid()}:abc", "claimed_at": clock.now})
+    store.transition(
+        aid,
+        ("approved",),
+        "executing",
+        {"claimed_by": f"{host}:{dead_pid()}:abc", "claimed_at": clock.now},
+    )
     res = await run(gate)
     assert res.error_kind == "denied"
     assert "interrupted" in res.content and "check whether it took effect" in res.content
@@ -477,7 +558,9 @@ async def test_executing_call_of_dead_process_is_interrupted(gate: Gate, approva
     assert ledger.calls == []
 
 
-async def test_recover(gate: Gate, approvals: Approvals, store: ApprovalStore, clock: Clock) -> None:
+async def test_recover(
+    gate: Gate, approvals: Approvals, store: ApprovalStore, clock: Clock
+) -> None:
     host = process_owner().rsplit(":", 2)[0]
     owners = {
         "dead": f"{host}:{dead_pid()}:abc",
@@ -490,13 +573,19 @@ async def test_recover(gate: Gate, approvals: Approvals, store: ApprovalStore, c
     for i, (label, owner) in enumerate(owners.items()):
         aid = (await run(gate, call_id=f"c{i}")).metadata["approval_id"]
         approvals.approve(aid, by="bob")
-        store.transition(aid, ("approved",), "executing", {"claimed_by": owner, "claimed_at": clock.now})
+        store.transition(
+            aid, ("approved",), "executing", {"claimed_by": owner, "claimed_at": clock.now}
+        )
         ids[label] = aid
     moved = {r.id for r in approvals.recover()}
     assert moved == {ids["dead"], ids["same-pid-restarted"]}
     assert approvals.get(ids["alive"]).status == "executing"
     clock.advance(3600)
-    assert {r.id for r in approvals.recover(stale_after_s=1800)} == {ids["alive"], ids["other-host"], ids["me"]}
+    assert {r.id for r in approvals.recover(stale_after_s=1800)} == {
+        ids["alive"],
+        ids["other-host"],
+        ids["me"],
+    }
     assert approvals.recover(all_owners=True) == []
     # a call that finishes after it was reported interrupted still records its real outcome
     t = gate.toolset.get("refund")
@@ -601,7 +690,7 @@ def run_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunSto
     elif request.param == "sqlite":
         s = SqliteRunStore(tmp_path / "runs.db")
     else:
-        s = PgRunStore(request.getfixturevalue("pg_db"))
+        s = PgRunStore(request.getfixturevalue("pg_dsn"), table=f"runs_{uuid.uuid4().hex[:12]}")
     yield s
     close: Callable[[], None] | None = getattr(s, "close", None)
     if close:
@@ -614,7 +703,11 @@ def test_run_store_contract(run_store: RunStore) -> None:
     run_store.save("run_a", {"x": 1})
     state["z"] = 2  # the saved copy does not change with the caller's dict
     loaded = run_store.load("run_b")
-    assert loaded == {"messages": [{"role": "user", "content": "héllo"}], "z": 1, "a": {"b": [1, 2.5, None]}}
+    assert loaded == {
+        "messages": [{"role": "user", "content": "héllo"}],
+        "z": 1,
+        "a": {"b": [1, 2.5, None]},
+    }
     assert list(loaded) == ["messages", "z", "a"]  # key order kept
     assert run_store.list_paused() == ["run_b", "run_a"]
     run_store.save("run_b", {"v": 2})
@@ -642,7 +735,9 @@ def test_open_run_store(tmp_path: Path) -> None:
     assert s2.load("r") == {"a": 1}
 
 
-async def test_agent_pauses_and_resumes_in_a_new_process_state(tmp_path: Path, ledger: Ledger) -> None:
+async def test_agent_pauses_and_resumes_in_a_new_process_state(
+    tmp_path: Path, ledger: Ledger
+) -> None:
     """Pause, 'restart' (fresh stores, gate and agent on the same files), approve, resume."""
     db = tmp_path / "state.db"
 
@@ -676,11 +771,19 @@ async def test_agent_pauses_and_resumes_in_a_new_process_state(tmp_path: Path, l
 # --- command line ----------------------------------------------------------------------------
 
 
-async def test_cli(gate: Gate, backend: str, capsys: pytest.CaptureFixture[str], ledger: Ledger) -> None:
-    if backend == "memory":
-        pytest.skip("the CLI needs a durable store")
-    # the gate's approver must write where the CLI reads
-    gate.approver = Approvals(open_approval_store(backend))
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("pg", marks=pytest.mark.slow)])
+async def test_cli(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    ledger: Ledger,
+) -> None:
+    # --db takes a SQLite path or a DSN (default table); the gate's approver writes there
+    backend = (
+        str(tmp_path / "cli.db") if kind == "sqlite" else str(request.getfixturevalue("pg_db"))
+    )
+    gate = make_gate(Approvals(open_approval_store(backend)), ledger)
     a1 = (await run(gate)).metadata["approval_id"]
     a2 = (await run(gate, call_id="c2")).metadata["approval_id"]
 
@@ -701,7 +804,9 @@ async def test_cli(gate: Gate, backend: str, capsys: pytest.CaptureFixture[str],
     assert "status:       pending" in out and '"invoice_id": "inv-7"' in out
     assert "9999" not in out and "4111111111111111" not in out
 
-    code, out, _ = cg("approvals", "approve", a1, "--db", backend, "--by", "bob", "--comment", "fine")
+    code, out, _ = cg(
+        "approvals", "approve", a1, "--db", backend, "--by", "bob", "--comment", "fine"
+    )
     assert (code, out.strip()) == (0, f"{a1}: approved (tool refund, by bob)")
     code, out, _ = cg("approvals", "deny", a2, "--db", backend, "--by", "bob", "--comment", "no")
     assert code == 0 and "denied" in out
@@ -729,7 +834,9 @@ def await_main(argv: list[str]) -> int:
         return int(exc.code or 0)
 
 
-def test_cli_without_db(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_without_db(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CALLGATE_APPROVALS_DB", raising=False)
     assert await_main(["approvals", "list"]) == 2
     assert "--db" in capsys.readouterr().err
@@ -751,10 +858,47 @@ def test_cli_entry_point_runs_as_a_program(tmp_path: Path) -> None:
     s.add(req(expires_at=4_000_000_000.0))
     s.close()
     out = subprocess.run(
-        [sys.executable, "-m", "callgate.cli", "approvals", "approve", "apr_1", "--db", str(db), "--by", "ops"],
+        [
+            sys.executable,
+            "-m",
+            "callgate.cli",
+            "approvals",
+            "approve",
+            "apr_1",
+            "--db",
+            str(db),
+            "--by",
+            "ops",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "apr_1: approved (tool t, by ops)"
+
+
+async def test_check_raises_approval_required_with_the_request(
+    gate: Gate, approvals: Approvals
+) -> None:
+    t = gate.toolset.get("refund")
+    inv = Invocation(ToolCall("c1", "refund", "{}"), ctx(), t, dict(t.validator.validate(REFUND)))
+    with pytest.raises(ApprovalRequired) as exc:
+        await approvals.check(inv, PolicyDecision("approve", "refunds", "refunds need a person"))
+    assert isinstance(exc.value.request, ApprovalRequest)
+    assert exc.value.approval_id == exc.value.request.id
+    assert approvals.get(exc.value.approval_id).status == "pending"
+    assert "approval_id" not in inv.state  # nothing was authorised
+
+
+def test_cli_by_defaults_to_the_login_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import getpass
+
+    db = tmp_path / "a.db"
+    s = SqliteApprovalStore(db)
+    s.add(req(expires_at=4_000_000_000.0))
+    s.close()
+    assert await_main(["approvals", "deny", "apr_1", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.strip() == f"apr_1: denied (tool t, by {getpass.getuser()})"

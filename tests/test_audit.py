@@ -513,3 +513,70 @@ def test_replay_reports_changed_outcomes(tmp_path: Path) -> None:
     with pytest.raises(LookupError):
         asyncio.run(replay(log, "conv_missing", gate))
     log.close()
+
+
+def test_cli_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    import asyncio
+
+    (tmp_path / "replay_tools_mod.py").write_text(
+        "from callgate.tools import tool\n\n"
+        "@tool\n"
+        "def lookup(order_id: int) -> str:\n"
+        '    """Look up an order."""\n'
+        "    return f'order {order_id}: VERSION'\n\n"
+        "TOOLS = [lookup]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from callgate.gate.core import Gate
+
+    mod_src = (tmp_path / "replay_tools_mod.py").read_text()
+    (tmp_path / "replay_tools_mod.py").write_text(mod_src.replace("VERSION", "old"))
+    import importlib
+
+    mod = importlib.import_module("replay_tools_mod")
+    db = str(tmp_path / "a.db")
+    log = AuditLog.open(db)
+    ctx = RunContext(user_id="alice", conversation_id="conv_cli")
+    asyncio.run(
+        Gate(mod.TOOLS, observers=[log]).execute(ToolCall("c1", "lookup", '{"order_id": 3}'), ctx)
+    )
+    log.close()
+
+    # same tools: no difference, exit 0
+    assert (
+        cli_main(["audit", "replay", "conv_cli", "--db", db, "--tools", "replay_tools_mod:TOOLS"])
+        == 0
+    )
+    assert "0 differ" in capsys.readouterr().out
+    # a changed tool: exit 1 and the difference is shown
+    (tmp_path / "replay_tools_mod.py").write_text(mod_src.replace("VERSION", "new"))
+    importlib.reload(mod)
+    code = cli_main(
+        ["audit", "replay", "conv_cli", "--db", db, "--tools", "replay_tools_mod:TOOLS", "--json"]
+    )
+    assert code == 1
+    calls = json.loads(capsys.readouterr().out)
+    assert calls[0]["call_id"] == "c1" and calls[0]["differences"] == ["result"]
+    assert "new" in calls[0]["replayed"]["result"] and "old" in calls[0]["recorded"]["result"]
+    assert (
+        cli_main(["audit", "replay", "nope", "--db", db, "--tools", "replay_tools_mod:TOOLS"]) == 2
+    )
+    assert "no audit records" in capsys.readouterr().err
+
+
+def test_pg_store_reconnects_after_the_connection_dies(pg_db: str) -> None:
+    import psycopg
+
+    log = AuditLog.open(pg_db)
+    _fill(log, 2)
+    pid = log.store._conn.info.backend_pid  # type: ignore[attr-defined]
+    with psycopg.connect(pg_db, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    log.on_call(_call_record(3, _ctx()))  # fails: the connection was killed under it
+    assert log.failures == 1
+    log.on_call(_call_record(4, _ctx()))  # a fresh connection
+    assert log.failures == 1
+    assert [e.data["call_id"] for e in log.entries()] == ["c1", "c2", "c4"]
+    assert log.verify().ok
+    log.close()

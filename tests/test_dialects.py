@@ -33,7 +33,7 @@ from callgate.dialects import (
 from callgate.errors import SchemaError
 from callgate.schema import ArgumentsInvalid
 from callgate.tools import Tool, ToolSpec, tool
-from fakes.http import FakeHTTPServer, Reply
+from tests.fakes.http import FakeHTTPServer, Reply
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("CALLGATE_UPDATE_GOLDEN") == "1"
@@ -624,9 +624,7 @@ def test_strict_moves_unsupported_constraints_into_descriptions() -> None:
         (
             {
                 "type": "object",
-                "properties": {
-                    "p": {"type": "array", "prefixItems": [{"type": "number"}] * 2}
-                },
+                "properties": {"p": {"type": "array", "prefixItems": [{"type": "number"}] * 2}},
             },
             "p: tuples",
         ),
@@ -700,7 +698,10 @@ STRICT_ARGS: dict[str, dict[str, Any]] = {
     "save_outline": {
         "root": {
             "title": "Intro",
-            "children": [{"title": "Part 1", "children": None}, {"title": "Part 2", "children": []}],
+            "children": [
+                {"title": "Part 1", "children": None},
+                {"title": "Part 2", "children": []},
+            ],
         },
         "depth_limit": None,
     },
@@ -900,3 +901,211 @@ def test_restore_makes_strict_nulls_valid_for_the_original(data: st.DataObject) 
 
 def _sample(prop: dict[str, Any]) -> Any:
     return 1 if prop.get("type") == "integer" else "2025-01-01"
+
+
+# --- through the gate ------------------------------------------------------------------------
+
+
+@tool(read_only=True)
+def quote_order(customer: Customer, items: list[LineItem], rush: bool = False) -> dict[str, Any]:
+    """Price an order without placing it."""
+    return {
+        "country": customer.address.country,
+        "quantities": [i.quantity for i in items],
+        "rush": rush,
+    }
+
+
+async def test_gate_accepts_strict_arguments_with_top_level_nulls() -> None:
+    from callgate.context import RunContext
+    from callgate.gate.core import Gate
+    from callgate.messages import ToolCall
+
+    sent = {
+        "customer": {
+            "name": "Ada",
+            "email": None,
+            "address": {"street": "1 rue X", "city": "Paris", "postcode": "75001", "country": "BE"},
+        },
+        "items": [{"sku": "A1", "quantity": 2}],
+        "rush": None,
+    }
+    jsonschema.Draft202012Validator(strict_schema(quote_order.spec.parameters)).validate(sent)
+    result = await Gate([quote_order]).execute(
+        ToolCall("c1", "quote_order", json.dumps(sent)), RunContext()
+    )
+    assert not result.is_error, result.content
+    assert result.data == {"country": "BE", "quantities": [2], "rush": False}
+
+
+@tool(read_only=True)
+def quote_basket(customer: Customer, items: list[LineItem]) -> dict[str, Any]:
+    """Price a basket; every top-level parameter is required."""
+    return {"country": customer.address.country, "quantities": [i.quantity for i in items]}
+
+
+async def test_gate_accepts_strict_arguments_with_nested_nulls_only() -> None:
+    from callgate.context import RunContext
+    from callgate.gate.core import Gate
+    from callgate.messages import ToolCall
+
+    sent = {
+        "customer": {
+            "name": "Ada",
+            "email": None,
+            "address": {"street": "1 rue X", "city": "Paris", "postcode": "75001", "country": None},
+        },
+        "items": [{"sku": "A1", "quantity": None}],
+    }
+    jsonschema.Draft202012Validator(strict_schema(quote_basket.spec.parameters)).validate(sent)
+    result = await Gate([quote_basket]).execute(
+        ToolCall("c1", "quote_basket", json.dumps(sent)), RunContext()
+    )
+    assert not result.is_error, result.content
+    assert result.data == {"country": "FR", "quantities": [1]}
+
+
+# --- bad input: a clear SchemaError, never a crash -------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["string", "object", "#"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "properties",
+                    "required",
+                    "items",
+                    "anyOf",
+                    "oneOf",
+                    "allOf",
+                    "$ref",
+                    "$defs",
+                    "enum",
+                    "const",
+                    "default",
+                    "additionalProperties",
+                    "prefixItems",
+                    "format",
+                    "a",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_arbitrary_schemas_raise_schema_error_or_convert(schema: Any) -> None:
+    if not isinstance(schema, dict):
+        schema = {"type": "object", "properties": {"p": schema}}
+    frozen = json.dumps(schema, sort_keys=True)
+    spec = ToolSpec("fuzz_tool", "Fuzzed.", schema)
+    for convert in (
+        strict_schema,
+        lambda s: inline_refs(s, max_depth=2),
+        lambda s: to_gemini(spec, max_depth=2),
+        lambda s: restore_strict_nulls({"p": None, "q": [None, {"r": None}]}, s),
+    ):
+        try:
+            convert(schema)
+        except SchemaError as e:
+            assert str(e)
+    assert json.dumps(schema, sort_keys=True) == frozen
+
+
+def test_recursion_through_a_union_is_cut_without_inventing_an_object() -> None:
+    schema = {
+        "type": "object",
+        "$defs": {
+            "Json": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"$ref": "#/$defs/Json"}},
+                ]
+            }
+        },
+        "properties": {"value": {"$ref": "#/$defs/Json"}},
+    }
+    out = inline_refs(schema, max_depth=1)
+    stub = out["properties"]["value"]["anyOf"][1]["items"]
+    assert stub == {"description": "Nested Json: deeper levels are not shown."}
+
+
+def test_repeated_exports_are_independent_copies() -> None:
+    first = strict_schema(create_order.spec.parameters)
+    first["properties"]["note"]["description"] = "changed by a caller"
+    first["required"].clear()
+    second = strict_schema(create_order.spec.parameters)
+    assert second["required"] == ["customer", "items", "note"]
+    assert second["properties"]["note"]["description"] == "a message for the courier"
+    g1 = to_gemini(save_outline.spec)
+    g1["parameters"]["properties"].clear()
+    assert "root" in to_gemini(save_outline.spec)["parameters"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "object", "properties": {"a": {"type": "text"}}}, "'type' must name JSON types"),
+        ({"type": "object", "properties": []}, "'properties' must map names to schemas"),
+        ({"type": "object", "required": "a"}, "'required' must be a list"),
+        ({"type": "object", "properties": {"a": {"anyOf": []}}}, "'anyOf' must be a non-empty"),
+        ({"type": "object", "properties": {"a": {"maxLength": -1}}}, "non-negative integer"),
+        ({"type": "object", "properties": {"a": {"items": [{}]}}}, "use prefixItems"),
+    ],
+)
+def test_malformed_schemas_are_refused_with_the_location(
+    schema: dict[str, Any], message: str
+) -> None:
+    for convert in (strict_schema, inline_refs, lambda s: to_gemini(ToolSpec("t", "d", s))):
+        with pytest.raises(SchemaError) as info:
+            convert(schema)
+        assert message in str(info.value)
+
+
+def test_a_cut_keeps_the_fields_own_description() -> None:
+    schema = {
+        "type": "object",
+        "$defs": {
+            "Node": {
+                "type": "object",
+                "properties": {
+                    "label": {"type": "string"},
+                    "next": {"$ref": "#/$defs/Node", "description": "the following node"},
+                },
+                "required": ["label"],
+            }
+        },
+        "properties": {"head": {"$ref": "#/$defs/Node"}},
+    }
+    out = inline_refs(schema, max_depth=1)
+    cut = out["properties"]["head"]["properties"]["next"]
+    assert cut["description"] == "the following node. Nested Node; next not shown at this depth."
+    assert cut["properties"] == {"label": {"type": "string"}}
+
+
+def test_exponential_inlining_is_refused_instead_of_exploding() -> None:
+    # a binary tree of 8 alternating definitions would expand into millions of nodes
+    defs = {
+        f"D{i}": {
+            "type": "object",
+            "properties": {
+                "left": {"$ref": f"#/$defs/D{(i + 1) % 8}"},
+                "right": {"$ref": f"#/$defs/D{(i + 1) % 8}"},
+            },
+        }
+        for i in range(8)
+    }
+    schema = {"type": "object", "$defs": defs, "properties": {"t": {"$ref": "#/$defs/D0"}}}
+    with pytest.raises(SchemaError, match="too large"):
+        inline_refs(schema, max_depth=3)
+    assert "too large" in str(
+        pytest.raises(SchemaError, to_gemini, ToolSpec("t", "d", schema)).value
+    )

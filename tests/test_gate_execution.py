@@ -1,4 +1,5 @@
-"""Running validated calls: error taxonomy, timeouts, threads, retries, parallelism, cancellation."""
+"""Running validated calls: error taxonomy, timeouts, threads, retries, parallelism,
+cancellation."""
 
 from __future__ import annotations
 
@@ -96,7 +97,9 @@ async def test_tool_errors_map_to_kinds(exc: Exception, kind: str, fragment: str
     assert r.call_id == "id-1"
 
 
-async def test_unknown_exception_is_terminal_and_sanitised(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unknown_exception_is_terminal_and_sanitised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     secret = "sk-live-0123456789abcdef"
 
     def boom(**kw: Any) -> None:
@@ -293,8 +296,11 @@ async def test_blocking_sync_tool_does_not_block_the_loop() -> None:
 
 @pytest.mark.parametrize(
     "ann",
-    [ToolAnnotations(idempotent=True), ToolAnnotations(read_only=True),
-     ToolAnnotations(retry_allowed=True)],
+    [
+        ToolAnnotations(idempotent=True),
+        ToolAnnotations(read_only=True),
+        ToolAnnotations(retry_allowed=True),
+    ],
 )
 async def test_transient_errors_retried_for_retry_safe_tools(ann: ToolAnnotations) -> None:
     f = FailNTimes(2, "third time lucky")
@@ -543,3 +549,15 @@ async def test_arguments_reach_the_tool_validated_and_typed() -> None:
     r = await ex(f, {"n": 3, "ratio": 2, "flag": True})
     assert r.error_kind is None
     assert got == [(3, 2.0, True)] and type(got[0][1]) is float
+
+
+def test_resource_caps_work_across_event_loops() -> None:
+    @tool(resource="db")
+    async def q(i: int) -> int:
+        await asyncio.sleep(0.005)
+        return i
+
+    g = Gate([q], resource_limits={"db": 1})
+    for _ in range(3):  # each asyncio.run is a new loop
+        rs = asyncio.run(g.execute_many([call("q", {"i": i}) for i in range(3)], RunContext()))
+        assert [r.data for r in rs] == [0, 1, 2]

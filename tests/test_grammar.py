@@ -71,7 +71,14 @@ def test_all_optional_object_allows_empty_and_any_subset(vocab: Any) -> None:
         "type": "object",
         "properties": {"a": {"type": "boolean"}, "b": {"type": "null"}, "c": {"type": "number"}},
     }
-    for value in [{}, {"a": True}, {"b": None}, {"c": -2.5e3}, {"a": False, "c": 1}, {"b": None, "c": 0}]:
+    for value in [
+        {},
+        {"a": True},
+        {"b": None},
+        {"c": -2.5e3},
+        {"a": False, "c": 1},
+        {"b": None, "c": 0},
+    ]:
         assert accepts(vocab, schema, value), value
     assert not accepts(vocab, schema, '{, "a": true}')
     assert not accepts(vocab, schema, '{"a": true,}')
@@ -89,13 +96,20 @@ def test_nested_objects_arrays_and_refs(vocab: Any) -> None:
             }
         },
         "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}, "minItems": 1, "maxItems": 3},
+            "items": {
+                "type": "array",
+                "items": {"$ref": "#/$defs/Item"},
+                "minItems": 1,
+                "maxItems": 3,
+            },
             "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
         },
         "required": ["items"],
     }
     assert accepts(vocab, schema, {"items": [{"sku": "A1", "qty": 2}]})
-    assert accepts(vocab, schema, {"items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": -4}], "note": None})
+    assert accepts(
+        vocab, schema, {"items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": -4}], "note": None}
+    )
     assert accepts(vocab, schema, {"items": [{"sku": "A", "qty": 1}], "note": "fragile"})
     assert not accepts(vocab, schema, {"items": []})  # minItems
     too_many = {"items": [{"sku": str(i), "qty": i} for i in range(4)]}
@@ -113,7 +127,10 @@ def test_free_form_values_and_string_escapes(vocab: Any) -> None:
 
 
 def test_string_length_limits(vocab: Any) -> None:
-    schema = {"type": "object", "properties": {"code": {"type": "string", "minLength": 2, "maxLength": 3}}}
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "minLength": 2, "maxLength": 3}},
+    }
     assert accepts(vocab, schema, {"code": "ab"})
     assert accepts(vocab, schema, {"code": "abc"})
     assert not accepts(vocab, schema, {"code": "a"})
@@ -122,7 +139,13 @@ def test_string_length_limits(vocab: Any) -> None:
 
 def test_call_grammar_ties_name_to_its_arguments(vocab: Any) -> None:
     g = compile_call_grammar(
-        [("get_weather", WEATHER), ("math.add", {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]})]
+        [
+            ("get_weather", WEATHER),
+            (
+                "math.add",
+                {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+            ),
+        ]
     )
     ok = json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})
     assert grammar_accepts(vocab, g.text, ok)

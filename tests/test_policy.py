@@ -257,6 +257,7 @@ def test_type_errors_fail_closed(expr: str, raw: dict[str, Any]) -> None:
     assert d.effect == "deny"
     assert d.rule == "guarded"
     assert "could not be evaluated" in d.reason
+    assert f"{expr.split()[0]} {expr.split()[1]}" in d.reason  # names the failing comparison
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -674,3 +675,133 @@ def test_from_dict_accepts_parsed_data() -> None:
     assert p.mode == "deny-overrides"
     assert p.source == "inline"
     assert p.decide(pay, {}, ctx()).rule == "r"
+
+
+# --- through the gate: bypass attempts -------------------------------------------------------
+
+
+class Ran:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+
+def gated(policy: Policy) -> tuple[Any, Ran]:
+    from callgate.gate.core import Gate
+    from callgate.toolsets import Toolset
+
+    ran = Ran()
+
+    @tool(destructive=True)
+    def drop_table(table: str) -> str:
+        """Drop a table."""
+        ran.names.append("drop_table")
+        return "dropped"
+
+    @tool(read_only=True)
+    def report(period: str) -> str:
+        """Read a report."""
+        ran.names.append("report")
+        return "report"
+
+    @tool
+    def acme_export(kind: str) -> str:
+        """Export acme data."""
+        ran.names.append("acme_export")
+        return "exported"
+
+    ts = Toolset()
+    ts.register(drop_table)
+    ts.register(report)
+    ts.register(acme_export, tenants=["acme"])
+    return Gate(ts, policy=policy), ran
+
+
+BYPASS_POLICY = Policy(
+    [
+        Rule("reads", "allow", tiers="read"),
+        Rule("dba-only", "allow", tools="drop_table", roles="dba"),
+        Rule("acme-only", "allow", tools="acme_*", tenants="acme"),
+    ]
+)
+
+
+async def test_gate_lists_only_what_policy_allows() -> None:
+    from callgate.testing import call
+
+    g, ran = gated(BYPASS_POLICY)
+    plain = ctx(tenant="globex")
+    assert sorted(t.name for t in g.list_tools(plain)) == ["report"]
+    dba_acme = ctx(roles={"dba"}, tenant="acme")
+    assert sorted(t.name for t in g.list_tools(dba_acme)) == ["acme_export", "drop_table", "report"]
+    assert (await g.execute(call("report", {"period": "q1"}), plain)).error_kind is None
+    assert ran.names == ["report"]
+
+
+async def test_gate_refuses_calls_that_skip_list_tools() -> None:
+    from callgate.testing import call
+
+    g, ran = gated(BYPASS_POLICY)
+    plain = ctx(tenant="globex")
+    # A tool hidden from this role, called by name anyway; another tenant's tool; a tool that
+    # does not exist; a pinned version of a hidden tool. The gate answers all of them the same
+    # way (so a caller cannot probe which hidden tools exist) and runs none of them.
+    attempts = [
+        call("drop_table", {"table": "users"}),
+        call("acme_export", {"kind": "all"}),
+        call("no_such_tool", {}),
+        call("drop_table@1", {"table": "users"}),
+    ]
+    results = [await g.execute(c, plain) for c in attempts]
+    for c, r in zip(attempts, results, strict=True):
+        assert r.error_kind in ("correctable", "denied"), r
+        assert "nothing was run" in r.content or "not run" in r.content
+        assert "drop_table" not in r.content.split("Available tools:")[-1]
+        assert "acme_export" not in r.content.split("Available tools:")[-1]
+    assert results[0].content.replace("drop_table", "X") == results[2].content.replace(
+        "no_such_tool", "X"
+    )
+    assert ran.names == []
+    # and the policy on its own denies it too, for a caller that goes around the toolset
+    drop = g.toolset.get("drop_table")
+    assert g.policy.decide(drop, {"table": "users"}, plain).effect == "deny"
+    # the tenant's own run may call it; the policy also checks the tenant, not only the toolset
+    acme = await g.execute(call("acme_export", {"kind": "all"}), ctx(tenant="acme"))
+    assert acme.error_kind is None
+    assert ran.names == ["acme_export"]
+
+
+async def test_gate_denies_a_disabled_tool_even_for_allowed_roles() -> None:
+    from callgate.testing import call
+
+    g, ran = gated(BYPASS_POLICY)
+    g.toolset.disable("drop_*", note="maintenance")
+    res = await g.execute(call("drop_table", {"table": "t"}), ctx(roles={"dba"}))
+    assert res.error_kind == "denied" and "maintenance" in res.content
+    assert "drop_table" not in [t.name for t in g.list_tools(ctx(roles={"dba"}))]
+    assert ran.names == []
+
+
+async def test_policy_enforces_tenants_even_when_the_toolset_does_not() -> None:
+    """Defence in depth: a tool registered without a tenant scope is still refused to other
+    tenants when the policy says so."""
+    from callgate.gate.core import Gate
+    from callgate.testing import call
+
+    ran: list[str] = []
+
+    @tool
+    def acme_sync(kind: str) -> str:
+        """Sync acme data."""
+        ran.append(kind)
+        return "ok"
+
+    g = Gate([acme_sync], policy=BYPASS_POLICY)
+    assert g.list_tools(ctx(tenant="globex")) == []
+    res = await g.execute(call("acme_sync", {"kind": "x"}), ctx(tenant="globex"))
+    assert res.error_kind in ("denied", "correctable")
+    assert "nothing was run" in res.content or "not run" in res.content
+    assert ran == []
+    assert (
+        await g.execute(call("acme_sync", {"kind": "y"}), ctx(tenant="acme"))
+    ).error_kind is None
+    assert ran == ["y"]

@@ -27,7 +27,7 @@ from callgate.model import (
 from callgate.providers._common import RetryPolicy
 from callgate.providers.anthropic import AnthropicModel, render_messages
 from callgate.tools import Tool
-from fakes.anthropic_server import (
+from tests.fakes.anthropic_server import (
     FakeAnthropic,
     block_stop,
     check_messages_request,
@@ -36,13 +36,16 @@ from fakes.anthropic_server import (
     message_events,
     message_start,
     message_stop,
+    signature_delta,
     text,
     text_delta,
     text_start,
+    thinking_delta,
+    thinking_start,
     tool_start,
     tool_use,
 )
-from fakes.http import FakeHTTPServer, Reply, SSEEvent
+from tests.fakes.http import Reply, SSEEvent
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -68,23 +71,11 @@ WEATHER_WIRE = {
 }
 
 
-@pytest.fixture(scope="module")
-def _http():
-    running: list[FakeHTTPServer] = []
-    yield running
-    for http in running:
-        http.stop()
-
-
 @pytest.fixture
-def server(_http):
-    if not _http:
-        _http.append(FakeHTTPServer().start())
-    with FakeAnthropic(_http[0]) as fake:
+def server():
+    with FakeAnthropic() as fake:
         yield fake
-    if _http[0].pending:
-        _http.pop().stop()
-        pytest.fail("the test left scripted replies unconsumed")
+        assert fake.http.pending == 0, "the test left scripted replies unconsumed"
 
 
 def make_model(server: FakeAnthropic, **kw: Any) -> AnthropicModel:
@@ -122,7 +113,8 @@ async def test_text_and_parallel_calls_exact_body_and_result(server):
     assert len(server.requests) == 1
     req = server.requests[0]
     assert req.path == "/v1/messages"
-    assert req.headers["x-api-key"] == "test-key"
+    assert "test-key" in (req.headers.get("x-api-key"), req.headers.get("authorization", "")[7:])
+    assert req.headers["anthropic-version"]
     assert req.json == {
         "model": "claude-test-1",
         "max_tokens": 256,
@@ -561,6 +553,8 @@ async def test_given_client_has_its_retries_switched_off(server):
 
 
 def test_constructor_rejects_nonsense():
+    with pytest.raises(ValueError, match="either client"):
+        AnthropicModel("claude", client=anthropic.AsyncAnthropic(api_key="k"), api_key="k")
     with pytest.raises(ValueError):
         AnthropicModel("", api_key="k")
     with pytest.raises(ValueError):
@@ -604,3 +598,80 @@ async def test_agent_round_trip_sends_real_tool_output_back(server):
         ("toolu_1", "Paris: 21C", None),
         ("toolu_2", "Rome: 21F", None),
     ]
+
+
+# --- extended thinking ----------------------------------------------------------------------
+
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
+
+def follow_up(first: Any, result: str) -> ModelRequest:
+    return ModelRequest(
+        messages=[
+            Message.user("Weather in Paris?"),
+            first.message,
+            Message.tool(ToolResult(first.tool_calls[0].id, "get_weather", result)),
+        ],
+        tools=[weather_tool().spec],
+    )
+
+
+async def test_thinking_blocks_are_replayed_with_their_tool_turn(server):
+    thought = {"type": "thinking", "thinking": "Need the weather tool.", "signature": "sig-abc"}
+    server.reply(
+        [thought, tool_use("toolu_t", "get_weather", {"city": "Paris"})], stop_reason="tool_use"
+    )
+    server.reply([text("Sunny.")])
+    model = make_model(server, extra_body={"thinking": THINKING})
+    first = await model.request(weather_request())
+    assert first.text == ""  # thinking is not answer text
+    second = await model.request(follow_up(first, "sunny"))
+    assert second.text == "Sunny."
+    assert server.bodies[1]["thinking"] == THINKING
+    assert server.bodies[1]["messages"][1]["content"] == [
+        thought,
+        {"type": "tool_use", "id": "toolu_t", "name": "get_weather", "input": {"city": "Paris"}},
+    ]
+
+
+async def test_streamed_thinking_is_assembled_and_replayed(server):
+    server.reply_stream(
+        [
+            message_start(),
+            thinking_start(0),
+            thinking_delta(0, "Need the "),
+            thinking_delta(0, "weather tool."),
+            signature_delta(0, "sig-xyz"),
+            block_stop(0),
+            tool_start(1, "toolu_s", "get_weather"),
+            json_delta(1, '{"city": "Paris"}'),
+            block_stop(1),
+            message_delta("tool_use", 30),
+            message_stop(),
+        ]
+    )
+    server.reply([text("Sunny.")])
+    model = make_model(server, extra_body={"thinking": THINKING})
+    events = await collect(model, weather_request())
+    assert not [e for e in events if isinstance(e, TextDelta)]
+    first = events[-1].response
+    await model.request(follow_up(first, "sunny"))
+    assert server.bodies[1]["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Need the weather tool.",
+        "signature": "sig-xyz",
+    }
+
+
+async def test_fake_refuses_a_tool_turn_without_its_thinking(server):
+    server.reply([text("never sent")])
+    model = make_model(server, extra_body={"thinking": THINKING})
+    history = [
+        Message.user("Weather in Paris?"),
+        Message.assistant("", [ToolCall("toolu_unknown", "get_weather", {"city": "Paris"})]),
+        Message.tool(ToolResult("toolu_unknown", "get_weather", "sunny")),
+    ]
+    with pytest.raises(ModelError) as err:
+        await model.request(ModelRequest(messages=history, tools=[weather_tool().spec]))
+    assert err.value.status == 400
+    assert "must start with a thinking block" in str(err.value)

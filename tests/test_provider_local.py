@@ -122,7 +122,11 @@ async def test_required_always_calls_even_for_chit_chat(model: object) -> None:
 
 async def test_parallel_disabled_gives_at_most_one_call(model: object) -> None:
     r = await model.request(  # type: ignore[attr-defined]
-        req("Weather in Paris, in Rome and in Oslo?", tool_choice="required", parallel_tool_calls=False)
+        req(
+            "Weather in Paris, in Rome and in Oslo?",
+            tool_choice="required",
+            parallel_tool_calls=False,
+        )
     )
     assert len(r.tool_calls) == 1
     assert_valid(r.tool_calls)
@@ -150,10 +154,7 @@ async def test_calls_already_answered_this_turn_are_not_repeated(model: object) 
     history = [
         Message.user("What is the weather like in Paris?"),
         Message.assistant("", first.tool_calls),
-        *[
-            Message.tool(ToolResult(c.id, c.name, "sunny, 21 degrees"))
-            for c in first.tool_calls
-        ],
+        *[Message.tool(ToolResult(c.id, c.name, "sunny, 21 degrees")) for c in first.tool_calls],
     ]
     again = await model.request(ModelRequest(history, tools=[t.spec for t in TOOLS]))  # type: ignore[attr-defined]
     before = {(c.name, c.arguments) for c in first.tool_calls}
@@ -203,3 +204,26 @@ def test_missing_weights_file_is_a_clear_error() -> None:
 
     with pytest.raises(ModelError, match="model file not found"):
         LocalModel("/nonexistent/model.gguf")
+
+
+async def test_agent_runs_a_real_tool_through_the_gate(model: object) -> None:
+    from callgate.agent import Agent
+
+    seen: list[str] = []
+
+    @tool
+    def weather_report(city: str) -> str:
+        """Get today's weather report for a city.
+
+        Args:
+            city: Name of the city.
+        """
+        seen.append(city)
+        return f"It is sunny and 21 degrees in {city}."
+
+    agent = Agent(model, [weather_report])  # type: ignore[arg-type]
+    result = await agent.run("What is the weather in Lisbon today?")
+    assert seen and "lisbon" in seen[0].lower()  # the tool ran with validated arguments
+    assert result.tool_calls >= 1
+    assert any(r.name == "weather_report" and not r.is_error for r in result.results)
+    assert result.status in ("completed", "stopped")

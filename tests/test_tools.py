@@ -316,7 +316,8 @@ def test_renamed_shares_callable_and_checks_name() -> None:
 
 def test_required_ids_are_derived_from_schema() -> None:
     @tool
-    def f(user_id: str, id: str, orderId: str, note: str, opt_id: str = "", n_id: int = 0) -> None:
-        ...
+    def f(
+        user_id: str, id: str, orderId: str, note: str, opt_id: str = "", n_id: int = 0
+    ) -> None: ...
 
     assert set(f.required_ids) == {"user_id", "id", "orderId"}

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from callgate import Gate, RunContext, Tool, Toolset, tool
+from callgate import Gate, RunContext, Tool, ToolCall, Toolset, tool
 from callgate.gate.decode import DecodeLimits
 from callgate.messages import ToolResult
 from callgate.testing import call
@@ -103,7 +103,7 @@ async def test_unknown_nested_parameter_is_reported() -> None:
 async def test_given_values_are_truncated() -> None:
     g = gate()
     r = await ex(g, "search_tickets", {"query": "x", "limit": "y" * 5000})
-    line = next(l for l in r.content.splitlines() if l.startswith("- limit"))
+    line = next(x for x in r.content.splitlines() if x.startswith("- limit"))
     assert len(line) < 200
     assert "…" in line
     assert "y" * 100 not in r.content
@@ -214,7 +214,7 @@ async def test_strict_mode_nulls_inside_nested_objects() -> None:
 async def test_strict_mode_nulls_for_dict_arguments() -> None:
     g = gate()
     r = await g.execute(
-        call("search_tickets", None).__class__("c", "search_tickets", {"query": "x", "limit": None}),
+        ToolCall("c", "search_tickets", {"query": "x", "limit": None}),
         RunContext(),
     )
     assert r.error_kind is None, r.content
@@ -352,3 +352,18 @@ async def test_byte_limit_holds_on_every_path() -> None:
     r = await g.execute(call("note", raw), RunContext())
     assert "the limit is 100" in r.content
     assert got == []
+
+
+async def test_strict_mode_nulls_only_nested() -> None:
+    got: list[Filters] = []
+
+    @tool
+    def only_nested(filters: Filters) -> None:
+        got.append(filters)
+
+    assert only_nested.validator.null_means_omitted == frozenset()
+    r = await Gate([only_nested]).execute(
+        call("only_nested", {"filters": {"status": None, "owner": None}}), RunContext()
+    )
+    assert r.error_kind is None, r.content
+    assert got == [Filters(status="open", owner=None)]

@@ -45,7 +45,36 @@ _EXPORTS: dict[str, str] = {
     "Toolset": "callgate.toolsets",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Agent",
+    "Budgets",
+    "ErrorKind",
+    "ExecutionOptions",
+    "Gate",
+    "Invocation",
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "NamedToolChoice",
+    "PolicyDecision",
+    "RunContext",
+    "RunResult",
+    "SchemaError",
+    "TerminalToolError",
+    "Tool",
+    "ToolAnnotations",
+    "ToolCall",
+    "ToolDenied",
+    "ToolError",
+    "ToolResult",
+    "ToolRetry",
+    "ToolSpec",
+    "Toolset",
+    "TransientToolError",
+    "Usage",
+    "tool",
+]
 
 if TYPE_CHECKING:
     from callgate.agent import Agent, Budgets, RunResult

@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from callgate import serde
 from callgate.context import RunContext
@@ -42,6 +42,7 @@ from callgate.model import (
     ToolCallStarted,
     ToolChoice,
 )
+from callgate.runstore import MemoryRunStore, RunStore
 from callgate.tools import Tool, ToolSpec
 from callgate.toolsets import Toolset
 
@@ -52,30 +53,6 @@ FINAL_ANSWER_PROMPT = (
     "You have used all the steps allowed for this request. Do not call any tool. Answer the "
     "user now with what you have found so far, and say plainly what is still missing."
 )
-
-
-class RunStore(Protocol):
-    """Durable storage of paused runs (see `callgate.runstore`)."""
-
-    def save(self, run_id: str, state: dict[str, Any]) -> None: ...
-
-    def load(self, run_id: str) -> dict[str, Any] | None: ...
-
-    def delete(self, run_id: str) -> None: ...
-
-
-class _MemoryRunStore:
-    def __init__(self) -> None:
-        self._d: dict[str, dict[str, Any]] = {}
-
-    def save(self, run_id: str, state: dict[str, Any]) -> None:
-        self._d[run_id] = state
-
-    def load(self, run_id: str) -> dict[str, Any] | None:
-        return self._d.get(run_id)
-
-    def delete(self, run_id: str) -> None:
-        self._d.pop(run_id, None)
 
 
 @dataclass(slots=True)
@@ -198,7 +175,7 @@ class Agent:
         self.parallel_tool_calls = parallel_tool_calls
         self.strict = strict
         self._breaker_factory = breaker
-        self.run_store: RunStore = run_store or _MemoryRunStore()
+        self.run_store: RunStore = run_store or MemoryRunStore()
         self.status_interval_s = status_interval_s
         self._system_cache: tuple[tuple[str, ...], str | None] | None = None
 
@@ -293,7 +270,9 @@ class Agent:
         async for ev in self._drive(state, streaming):
             yield ev
 
-    async def _resume(self, run_id: str, deps: Any, *, streaming: bool) -> AsyncIterator[AgentEvent]:
+    async def _resume(
+        self, run_id: str, deps: Any, *, streaming: bool
+    ) -> AsyncIterator[AgentEvent]:
         saved = self.run_store.load(run_id)
         if saved is None:
             raise CallgateError(f"no paused run {run_id!r} in the run store")
@@ -351,7 +330,9 @@ class Agent:
                     else:
                         yield ev
                 if response is None:
-                    raise CallgateError(f"model {self.model.name!r} ended a stream without a response")
+                    raise CallgateError(
+                        f"model {self.model.name!r} ended a stream without a response"
+                    )
             else:
                 response = await self.model.request(req)
             dt = time.perf_counter() - t0
@@ -427,9 +408,11 @@ class Agent:
                 yield RunFinished(outcome)
                 return
             if stop_loop:
-                reason = "budget:tool_calls" if not any(
-                    r.metadata.get("loop") for r in final
-                ) else "loop"
+                reason = (
+                    "budget:tool_calls"
+                    if not any(r.metadata.get("loop") for r in final)
+                    else "loop"
+                )
                 async for ev in self._final_answer(st, reason, streaming):
                     yield ev
                 return
@@ -512,7 +495,18 @@ class Agent:
         st.messages.append(Message.user(FINAL_ANSWER_PROMPT))
         req = self._request(st, self.gate.specs(st.ctx), "none")
         t0 = time.perf_counter()
-        response = await self.model.request(req)
+        response: ModelResponse | None = None
+        if streaming and hasattr(self.model, "stream"):
+            # the final answer streams like any other; calls it still proposes are not shown
+            async for ev in self.model.stream(req):
+                if isinstance(ev, ResponseFinished):
+                    response = ev.response
+                elif isinstance(ev, TextDelta):
+                    yield ev
+            if response is None:
+                raise CallgateError(f"model {self.model.name!r} ended a stream without a response")
+        else:
+            response = await self.model.request(req)
         st.usage = st.usage + response.usage
         st.turns += 1
         text = response.text
@@ -543,7 +537,7 @@ class Agent:
 
     def _request(self, st: _RunState, specs: list[ToolSpec], choice: ToolChoice) -> ModelRequest:
         return ModelRequest(
-            messages=st.messages,
+            messages=list(st.messages),  # a snapshot: the run keeps appending
             tools=specs,
             system=self._system(specs),
             tool_choice=choice,
@@ -578,7 +572,7 @@ class Agent:
         for o in observers:
             try:
                 o.on_turn(rec)
-            except Exception:  # noqa: BLE001 - observers never break a run
+            except Exception:
                 import logging
 
                 logging.getLogger("callgate.agent").exception("observer %r failed", o)

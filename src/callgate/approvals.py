@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import builtins
 import dataclasses
+import getpass
 import hashlib
 import inspect
 import json
@@ -437,14 +438,22 @@ class Approvals:
         self.allow_self_approval = allow_self_approval
         self.clock = clock
         self.owner = process_owner()
+        # database stores block on I/O: keep them off the event loop
+        self._offload = not isinstance(store, MemoryApprovalStore)
 
     # the gate side -------------------------------------------------------------------------
 
     async def check(self, inv: Invocation, decision: PolicyDecision) -> None:
-        await asyncio.to_thread(self._check, inv, decision)
+        if self._offload:
+            await asyncio.to_thread(self._check, inv, decision)
+        else:
+            self._check(inv, decision)
 
     async def complete(self, inv: Invocation, result: ToolResult) -> None:
-        await asyncio.to_thread(self._complete, inv, result)
+        if self._offload:
+            await asyncio.to_thread(self._complete, inv, result)
+        else:
+            self._complete(inv, result)
 
     def _check(self, inv: Invocation, decision: PolicyDecision) -> None:
         now = self.clock()
@@ -495,11 +504,7 @@ class Approvals:
             if now >= req.expires_at:
                 self.store.transition(req.id, ("pending",), "expired")
                 return self._reload(req)
-            raise ApprovalRequired(
-                req.id,
-                "This call needs a person's approval before it runs.\n" + req.describe(),
-                req,
-            )
+            raise ApprovalRequired(req.id, req.describe(), req)
         if status == "approved":
             claimed = self.store.transition(
                 req.id,
@@ -780,7 +785,9 @@ def add_cli(subparsers: Any) -> None:
     for name, helptext in (("approve", "approve a pending request"), ("deny", "deny one")):
         d = sub.add_parser(name, parents=[common], help=helptext)
         d.add_argument("id")
-        d.add_argument("--by", default=_default_user(), help="who decides (default: $USER)")
+        d.add_argument(
+            "--by", default=_default_user(), help="who decides (default: the login name)"
+        )
         d.add_argument("--comment", help="shown to the model and kept with the request")
         d.set_defaults(func=_cli_decide, verdict=name)
 
@@ -792,7 +799,10 @@ def add_cli(subparsers: Any) -> None:
 
 
 def _default_user() -> str | None:
-    return os.environ.get("USER") or os.environ.get("USERNAME")
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry
+        return None
 
 
 def _with_approvals(args: argparse.Namespace, fn: Callable[[Approvals], int]) -> int:

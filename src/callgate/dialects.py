@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
 from callgate.errors import SchemaError
@@ -40,6 +41,7 @@ __all__ = [
     "GEMINI_SCHEMA_KEYWORDS",
     "OPENAI_STRICT_FORMATS",
     "Dialect",
+    "check_shape",
     "export_tools",
     "inline_refs",
     "restore_strict_nulls",
@@ -96,6 +98,7 @@ _GEMINI_FORMATS = {
     "number": frozenset({"float", "double"}),
 }
 _GEMINI_CUT_DEPTH = 3
+_INLINE_BUDGET = 2000
 
 # Output key order: the keys a reader looks for first, then the rest in input order.
 _KEY_ORDER = (
@@ -191,6 +194,7 @@ def to_openai_responses(spec: ToolSpec, *, strict: StrictMode = False) -> dict[s
 
 def to_anthropic(spec: ToolSpec) -> dict[str, Any]:
     """Anthropic Messages tool: `{"name", "description", "input_schema"}` (full JSON Schema)."""
+    check_shape(spec.parameters)
     out: dict[str, Any] = {"name": spec.name}
     if spec.description:
         out["description"] = spec.description
@@ -206,12 +210,52 @@ def to_gemini(spec: ToolSpec, *, max_depth: int = _GEMINI_CUT_DEPTH) -> dict[str
     `parameters` is left out for a tool without parameters: Gemini rejects an OBJECT whose
     `properties` is empty. Recursive definitions are expanded `max_depth` times.
     """
+    check_shape(spec.parameters)
     out: dict[str, Any] = {"name": spec.name}
     if spec.description:
         out["description"] = spec.description
     if spec.parameters.get("properties"):
-        inlined = inline_refs(spec.parameters, max_depth=max_depth)
-        out["parameters"] = _gemini_node(inlined, "parameters")
+        out["parameters"] = _memo(
+            f"gemini/{max_depth}",
+            spec.parameters,
+            lambda s: _gemini_node(inline_refs(s, max_depth=max_depth), "parameters"),
+        )
+    return out
+
+
+# --- memo ----------------------------------------------------------------------------------
+#
+# Provider adapters export every tool on every request; a tool's schema rarely changes. The
+# converted schema is kept as JSON text keyed by the input's JSON text, and each call gets a
+# fresh parse, so callers may mutate what they get. Schemas that are not plain JSON (a Python
+# object as a default) are converted every time.
+
+_MEMO_SIZE = 1024
+_memo_store: dict[tuple[str, str], tuple[bool, str]] = {}
+_memo_lock = threading.Lock()
+
+
+def _memo(kind: str, schema: JsonSchema, convert: Callable[[JsonSchema], JsonSchema]) -> JsonSchema:
+    try:
+        key = (kind, json.dumps(schema, ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError):
+        return convert(schema)
+    with _memo_lock:
+        hit = _memo_store.get(key)
+    if hit is None:
+        try:
+            result = convert(schema)
+            hit = (True, json.dumps(result, ensure_ascii=False))
+        except SchemaError as e:
+            hit = (False, str(e))
+        with _memo_lock:
+            if len(_memo_store) >= _MEMO_SIZE:
+                _memo_store.pop(next(iter(_memo_store)))
+            _memo_store[key] = hit
+    ok, text = hit
+    if not ok:
+        raise SchemaError(text)
+    out: JsonSchema = json.loads(text)
     return out
 
 
@@ -251,10 +295,72 @@ def _openai_parameters(spec: ToolSpec, strict: StrictMode) -> tuple[JsonSchema, 
             return strict_schema(spec.parameters), True
         except SchemaError:
             pass
+    check_shape(spec.parameters)
     schema = copy.deepcopy(spec.parameters)
     schema.setdefault("type", "object")
     schema.setdefault("properties", {})
     return schema, False
+
+
+# --- shape check ---------------------------------------------------------------------------
+
+_JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+_SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
+_NUMBERS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+_STRINGS = ("$ref", "format", "pattern", "description", "title")
+
+
+def check_shape(schema: Any, where: str = "(root)") -> None:
+    """Refuse a malformed schema with a `SchemaError` naming the spot, so that the converters
+    below can trust the type of every keyword they read. Much cheaper than a metaschema check,
+    and only about the keywords callgate interprets."""
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise SchemaError(f"{where}: a schema must be an object or a boolean, got {schema!r}")
+    typ = schema.get("type")
+    if typ is not None:
+        kinds = typ if isinstance(typ, list) else [typ]
+        if not kinds or not all(isinstance(k, str) and k in _JSON_TYPES for k in kinds):
+            raise SchemaError(f"{where}: 'type' must name JSON types, got {typ!r}")
+    for kw in _STRINGS:
+        if kw in schema and not isinstance(schema[kw], str):
+            raise SchemaError(f"{where}: '{kw}' must be a string")
+    for kw in _NUMBERS:
+        v = schema.get(kw)
+        if kw in schema and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise SchemaError(f"{where}: '{kw}' must be a number")
+    for kw in _COUNTS:
+        v = schema.get(kw)
+        if kw in schema and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise SchemaError(f"{where}: '{kw}' must be a non-negative integer")
+    req = schema.get("required")
+    if req is not None and not (isinstance(req, list) and all(isinstance(r, str) for r in req)):
+        raise SchemaError(f"{where}: 'required' must be a list of property names")
+    if "enum" in schema and not isinstance(schema["enum"], list):
+        raise SchemaError(f"{where}: 'enum' must be a list")
+    if isinstance(schema.get("items"), list):
+        raise SchemaError(f"{where}: 'items' must be one schema; use prefixItems for tuples")
+    for kw in _SCHEMA_LISTS:
+        if kw in schema:
+            subs = schema[kw]
+            if not isinstance(subs, list) or not subs:
+                raise SchemaError(f"{where}: '{kw}' must be a non-empty list of schemas")
+            for i, sub in enumerate(subs):
+                check_shape(sub, f"{where}.{kw}[{i}]")
+    for kw in _SCHEMA_MAPS:
+        if kw in schema:
+            subs = schema[kw]
+            if not isinstance(subs, dict):
+                raise SchemaError(f"{where}: '{kw}' must map names to schemas")
+            for name, sub in subs.items():
+                check_shape(sub, f"{where}.{kw}.{name}")
+    for kw in _SCHEMA_ONE:
+        if kw in schema:
+            check_shape(schema[kw], f"{where}.{kw}")
 
 
 # --- references ----------------------------------------------------------------------------
@@ -328,7 +434,9 @@ def inline_refs(schema: JsonSchema, max_depth: int = _GEMINI_CUT_DEPTH) -> JsonS
     """
     if max_depth < 1:
         raise ValueError("max_depth must be at least 1")
+    check_shape(schema)
     refs = _Refs(schema)
+    budget = [_INLINE_BUDGET]
 
     def expand(node: Any, stack: tuple[str, ...]) -> Any:
         if isinstance(node, list):
@@ -339,9 +447,18 @@ def inline_refs(schema: JsonSchema, max_depth: int = _GEMINI_CUT_DEPTH) -> JsonS
         if isinstance(ref, str):
             siblings = {k: v for k, v in node.items() if k != "$ref"}
             target = refs.resolve(ref)
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise SchemaError(
+                    f"inlining references makes the schema too large (over {_INLINE_BUDGET} "
+                    "expansions); lower max_depth"
+                )
             if stack.count(ref) >= max_depth:
                 body = _cut(target, ref, (*stack, ref))
-                return expand({**body, **siblings}, (*stack, ref))
+                cut = {**body, **siblings}
+                if "description" in siblings and "description" in body:
+                    cut["description"] = _join(siblings["description"], body["description"])
+                return expand(cut, (*stack, ref))
             merged = {k: v for k, v in target.items() if k not in ("$defs", "definitions")}
             merged.update(siblings)
             return expand(merged, (*stack, ref))
@@ -363,7 +480,10 @@ def inline_refs(schema: JsonSchema, max_depth: int = _GEMINI_CUT_DEPTH) -> JsonS
         if dropped:
             note = f"Nested {label}; {', '.join(dropped)} not shown at this depth."
         if not kept:
-            return {"type": "object", "description": _join(target.get("description"), note)}
+            stub: JsonSchema = {"description": _join(target.get("description"), note)}
+            if target.get("type") == "object" or isinstance(props, dict):
+                stub["type"] = "object"
+            return stub
         body = {k: v for k, v in target.items() if k not in ("$defs", "definitions")}
         body["properties"] = kept
         req = [r for r in target.get("required", []) if r in kept]
@@ -404,10 +524,16 @@ def strict_schema(schema: JsonSchema) -> JsonSchema:
     """
     if not isinstance(schema, dict):
         raise SchemaError("the parameters schema must be a JSON object")
+    return _memo("strict", schema, _strict_schema)
+
+
+def _strict_schema(schema: JsonSchema) -> JsonSchema:
+    check_shape(schema)
     if schema.get("type", "object") != "object" or "anyOf" in schema or "oneOf" in schema:
         raise SchemaError("the root of a strict schema must be a plain object (no anyOf/oneOf)")
     conv = _StrictConverter(schema)
-    out = conv.node(schema, "(root)", depth=0)
+    body = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+    out = conv.node(body, "(root)", depth=0)
     defs_key = (
         "$defs" if "$defs" in schema else ("definitions" if "definitions" in schema else None)
     )
@@ -633,6 +759,7 @@ def restore_strict_nulls(arguments: dict[str, Any], original_schema: JsonSchema)
     """
     if not isinstance(arguments, dict):
         return arguments
+    check_shape(original_schema)
     refs = _Refs(original_schema)
     out = _restore(arguments, original_schema, refs, 0)
     assert isinstance(out, dict)

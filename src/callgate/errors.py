@@ -55,7 +55,7 @@ class ToolError(Exception):
 
 
 class ToolRetry(ToolError):
-    """The model should call again with different arguments (counts against the correction budget)."""
+    """The model should call again with different arguments (uses the correction budget)."""
 
     kind = ErrorKind.CORRECTABLE
 
@@ -98,7 +98,7 @@ class TerminalToolError(ToolError):
     kind = ErrorKind.TERMINAL
 
 
-class ApprovalRequired(Exception):  # noqa: N818 - a control-flow signal, not an error
+class ApprovalRequired(Exception):
     """Raised inside the gate when a call must wait for a person.
 
     The agent loop catches it, persists the run and returns a paused result. `request` is the

@@ -27,7 +27,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from callgate.dialects import strict_compatible
+from callgate.dialects import check_shape, strict_compatible
+from callgate.errors import SchemaError
 from callgate.tools import Tool, ToolSpec
 
 __all__ = ["Finding", "LintReport", "Severity", "ToolLint", "add_cli", "lint_tools"]
@@ -50,6 +51,7 @@ def _stem(word: str) -> str:
 
 #: code -> (severity, score penalty). Codes are stable; messages may change.
 RULES: dict[str, tuple[Severity, int]] = {
+    "CG100": ("error", 50),  # malformed parameters schema
     "CG101": ("error", 30),  # no description
     "CG102": ("warning", 10),  # description too short
     "CG103": ("warning", 10),  # vague description
@@ -279,11 +281,15 @@ class LintReport:
             lines.append("")
         s = self.to_dict()["summary"]
         lines.append(
-            f"{s['tools']} tools, {len(self.findings)} findings "
-            f"({s['errors']} errors, {s['warnings']} warnings, {s['info']} info); "
-            f"lowest score {s['lowest_score']}"
+            f"{_count(s['tools'], 'tool')}, {_count(len(self.findings), 'finding')} "
+            f"({_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')}, "
+            f"{s['info']} info); lowest score {s['lowest_score']}"
         )
         return "\n".join(lines)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -340,8 +346,20 @@ class _ToolChecker:
         self.check_name()
         self.check_description()
         self.check_side_effects()
+        try:
+            check_shape(self.schema)
+        except SchemaError as e:
+            self.add(
+                "CG100",
+                f"the parameters schema is malformed: {e}",
+                "fix the JSON Schema; providers reject the whole request over one bad tool",
+            )
+            return self.findings
         self.check_parameters()
-        reason = strict_compatible(self.schema)
+        try:
+            reason = strict_compatible(self.schema)
+        except Exception as e:  # noqa: BLE001 - a lint must report, not crash, on odd schemas
+            reason = f"the schema could not be analysed ({type(e).__name__}: {e})"
         if reason is not None:
             self.add(
                 "CG160",

@@ -69,13 +69,16 @@ def _decode(call: ToolCall) -> Any:
         return raw
     try:
         return from_json(raw)
-    except ValueError:
+    except (ValueError, TypeError, UnicodeError):  # not JSON, or not encodable (lone surrogates)
         return raw
 
 
 def _key(name: str, value: Any) -> str:
     # normalise/coarse already sort keys, so insertion order is canonical here
-    return name + ":" + to_json(value, serialize_unknown=True).decode()
+    try:
+        return name + ":" + to_json(value, serialize_unknown=True).decode()
+    except (ValueError, TypeError, UnicodeError):  # hostile text: a stable, exact fallback
+        return name + ":" + repr(value)
 
 
 def signature(call: ToolCall) -> str:

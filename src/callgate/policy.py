@@ -134,6 +134,7 @@ _KEYWORDS: Final = frozenset(
     {"and", "or", "not", "in", "contains", "matches", "startswith", "endswith"}
 )
 _LITERALS: Final = {"true": True, "false": False, "null": None}
+_GLOB_CHARS: Final = frozenset("*?[")
 _WORD_OPS: Final = frozenset({"in", "contains", "matches", "startswith", "endswith"})
 
 _TOKEN_RE: Final = re.compile(
@@ -405,9 +406,6 @@ class Condition:
         except ConditionError:
             return UNKNOWN
 
-    def uses_arguments(self) -> bool:
-        return _uses_args(self._node)
-
 
 def parse_condition(text: str) -> Condition:
     """Parse a condition; raises `PolicyError` with the column of the problem."""
@@ -418,15 +416,6 @@ def parse_condition(text: str) -> Condition:
     if len(text) > _MAX_CONDITION_LEN:
         raise PolicyError(f"condition is longer than {_MAX_CONDITION_LEN} characters")
     return Condition(text, _Parser(text).parse())
-
-
-def _uses_args(node: _Node) -> bool:
-    if isinstance(node, _BoolOp):
-        return any(_uses_args(n) for n in node.items)
-    if isinstance(node, _Not):
-        return _uses_args(node.expr)
-    operands: list[Any] = [node.operand] if isinstance(node, _Truthy) else [node.left, node.right]
-    return any(isinstance(o, _Path) and o.scope == "args" for o in operands)
 
 
 @dataclasses.dataclass(slots=True)
@@ -516,45 +505,45 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _contains(container: Any, item: Any, where: str) -> bool:
+def _contains(container: Any, item: Any) -> bool:
     if container is None:
         return False
     if isinstance(container, str):
         if not isinstance(item, str):
-            raise ConditionError(f"{where}: cannot look for a {_type_name(item)} in a string")
+            raise ConditionError(f"cannot look for a {_type_name(item)} in a string")
         return item in container
     if isinstance(container, (list, tuple)):
         return any(_equal(_normalise(x), item) for x in container)
     if isinstance(container, Mapping):
         return item in container
-    raise ConditionError(f"{where}: 'in' needs a list or string, got {_type_name(container)}")
+    raise ConditionError(f"'in' needs a list or string, got {_type_name(container)}")
 
 
-def _compare(op: str, a: Any, b: Any, where: str) -> bool:
+def _compare(op: str, a: Any, b: Any) -> bool:
     if op == "==":
         return _equal(a, b)
     if op == "!=":
         return not _equal(a, b)
     if op in ("in", "not in"):
-        found = _contains(b, a, where)
+        found = _contains(b, a)
         return found if op == "in" else not found
     if op == "contains":
-        return _contains(a, b, where)
+        return _contains(a, b)
     if a is None or b is None:
         return False  # an absent value never satisfies an ordering or text comparison
     if op in ("startswith", "endswith"):
         if not isinstance(a, str) or not isinstance(b, str):
-            raise ConditionError(f"{where}: '{op}' needs two strings")
+            raise ConditionError(f"'{op}' needs two strings")
         return a.startswith(b) if op == "startswith" else a.endswith(b)
     if _is_number(a) and _is_number(b):
         if any(isinstance(x, float) and math.isnan(x) for x in (a, b)):
-            raise ConditionError(f"{where}: cannot order NaN")
+            raise ConditionError("cannot order NaN")
         x, y = (Decimal(str(a)), Decimal(str(b))) if Decimal in (type(a), type(b)) else (a, b)
     elif isinstance(a, str) and isinstance(b, str):
         x, y = a, b
     else:
         raise ConditionError(
-            f"{where}: cannot compare {_type_name(a)} {op} {_type_name(b)} "
+            f"cannot compare {_type_name(a)} {op} {_type_name(b)} "
             "(both sides must be numbers or both strings)"
         )
     if op == "<":
@@ -594,7 +583,10 @@ def _eval(node: _Node, env: _Env) -> Tri:
     right = _value(node.right, env)
     if isinstance(left, _Unknown) or isinstance(right, _Unknown):
         return UNKNOWN
-    return _compare(node.op, left, right, _describe(node))
+    try:
+        return _compare(node.op, left, right)
+    except ConditionError as exc:  # described lazily: the happy path formats nothing
+        raise ConditionError(f"{_describe(node)}: {exc}") from None
 
 
 def _describe(node: _Cmp) -> str:
@@ -626,7 +618,17 @@ def _names(value: str | Iterable[str] | None, field: str) -> tuple[str, ...]:
 class _Selectors:
     """The non-condition part of a rule: which tools and which runs it is about."""
 
-    __slots__ = ("namespaces", "roles", "tenants", "tiers", "tools", "users")
+    __slots__ = (
+        "_name_re",
+        "_names",
+        "_prefixes",
+        "namespaces",
+        "roles",
+        "tenants",
+        "tiers",
+        "tools",
+        "users",
+    )
 
     def __init__(
         self,
@@ -643,14 +645,21 @@ class _Selectors:
         self.roles = frozenset(_names(roles, "roles"))
         self.tenants = frozenset(_names(tenants, "tenants"))
         self.users = frozenset(_names(users, "users"))
+        # precomputed: plain names are a set lookup, globs one compiled alternation
+        self._names = frozenset(p for p in self.tools if not _GLOB_CHARS.intersection(p))
+        globs = [fnmatch.translate(p) for p in self.tools if _GLOB_CHARS.intersection(p)]
+        self._name_re = re.compile("|".join(globs)) if globs else None
+        self._prefixes = tuple(f"{ns}{sep}" for ns in self.namespaces for sep in ("_", "."))
 
     def match(self, tool: Tool, ctx: RunContext) -> bool:
         name = tool.name
-        if self.tools and not any(fnmatch.fnmatchcase(name, p) for p in self.tools):
-            return False
-        if self.namespaces and not any(
-            name.startswith(f"{ns}_") or name.startswith(f"{ns}.") for ns in self.namespaces
+        if (
+            self.tools
+            and name not in self._names
+            and (self._name_re is None or self._name_re.match(name) is None)
         ):
+            return False
+        if self._prefixes and not name.startswith(self._prefixes):
             return False
         if self.tiers and tool_tier(tool) not in self.tiers:
             return False

@@ -98,11 +98,17 @@ def is_sensitive_key(key: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ValuePattern:
-    """A secret recognised inside free text: `regex` finds it, `replace` masks one match."""
+    """A secret recognised inside free text: `regex` finds it, `replace` masks one match.
+
+    `hints` (lower-case substrings) and `min_digits` are cheap pre-checks: when the text has
+    none of the hints, or fewer digits, the regex is not run at all.
+    """
 
     name: str
     regex: re.Pattern[str]
     replace: Callable[[re.Match[str]], str]
+    hints: tuple[str, ...] = ()
+    min_digits: int = 0
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -138,35 +144,52 @@ DEFAULT_PATTERNS: tuple[ValuePattern, ...] = (
         "card_number",
         re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
         _mask_card,
+        min_digits=13,
     ),
     ValuePattern(
         "bearer",
         re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z\-._~+/]*\d)[A-Za-z0-9\-._~+/]{8,}=*"),
         _keep_group1,
+        hints=("bearer",),
     ),
     ValuePattern(
         "authorization",
         re.compile(
-            r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|digest|bearer)?\s*)(?!\*\*\*)[^\s\"',;}]+"
+            r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|digest|bearer)\s+)?)"
+            r"(?!\*\*\*|(?:basic|digest|bearer)\b)[^\s\"',;}]+"
         ),
         _keep_group1,
+        hints=("authorization",),
     ),
     ValuePattern(
         "api_key",
         re.compile(r"\b(sk-|sk_live_|sk_test_|rk_live_|pk_live_)[A-Za-z0-9_\-]{12,}"),
         _keep_group1,
+        hints=("sk-", "sk_", "rk_", "pk_"),
     ),
     ValuePattern(
         "github_token",
         re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{20,}|\b(github_pat_)[A-Za-z0-9_]{20,}"),
         lambda m: (m.group(1) or m.group(2)) + MASK,
+        hints=("gh", "github_pat_"),
     ),
-    ValuePattern("slack_token", re.compile(r"\b(xox[abposr]-)[A-Za-z0-9\-]{10,}"), _keep_group1),
-    ValuePattern("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), _mask_all),
+    ValuePattern(
+        "slack_token",
+        re.compile(r"\b(xox[abposr]-)[A-Za-z0-9\-]{10,}"),
+        _keep_group1,
+        hints=("xox",),
+    ),
+    ValuePattern(
+        "aws_access_key",
+        re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+        _mask_all,
+        hints=("akia", "asia"),
+    ),
     ValuePattern(
         "jwt",
         re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
         _mask_all,
+        hints=("eyj",),
     ),
     ValuePattern(
         "key_value",
@@ -176,24 +199,40 @@ DEFAULT_PATTERNS: tuple[ValuePattern, ...] = (
             r"[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"'&,;}]+"
         ),
         _keep_group1,
+        hints=("pass", "pwd", "secret", "key", "token", "ssn", "cvv"),
     ),
     ValuePattern(
         "url_credentials",
         re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^/\s@]+(?=@)"),
         _keep_group1,
+        hints=("://",),
     ),
-    ValuePattern("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _mask_all),
+    ValuePattern("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _mask_all, min_digits=9),
 )
 
 _MIN_SCAN = 8  # no default pattern matches fewer characters
+_DIGITS = re.compile(r"\d")
 
 
 def redact_text(text: str, patterns: Iterable[ValuePattern] = DEFAULT_PATTERNS) -> str:
     """Mask every secret the patterns recognise inside `text`."""
     if len(text) < _MIN_SCAN:
         return text
+    lower: str | None = None
+    digits = -1
     for p in patterns:
+        if p.hints:
+            if lower is None:
+                lower = text.lower()
+            if not any(h in lower for h in p.hints):
+                continue
+        if p.min_digits:
+            if digits < 0:
+                digits = len(_DIGITS.findall(text))
+            if digits < p.min_digits:
+                continue
         text = p.regex.sub(p.replace, text)
+        lower = None  # the text changed
     return text
 
 

@@ -45,7 +45,7 @@ class FieldIssue:
         return out or "(arguments)"
 
 
-class ArgumentsInvalid(Exception):  # noqa: N818 - carries issues, rendered by the gate
+class ArgumentsInvalid(Exception):
     def __init__(self, issues: list[FieldIssue]) -> None:
         super().__init__("; ".join(i.message for i in issues))
         self.issues = issues
@@ -175,7 +175,7 @@ def function_schema(fn: Callable[..., Any], *, description: str | None = None) -
             null_means_omitted.add(pname)
         fields[pname] = (ann, finfo)
     try:
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             f"{getattr(fn, '__name__', 'tool')}_args",
             __config__=ConfigDict(
                 extra="forbid", arbitrary_types_allowed=False, allow_inf_nan=False
@@ -183,7 +183,7 @@ def function_schema(fn: Callable[..., Any], *, description: str | None = None) -
             **fields,
         )
         schema = model.model_json_schema()
-    except Exception as e:  # noqa: BLE001 - any Pydantic failure is a definition error
+    except Exception as e:
         raise SchemaError(f"{qual}: cannot build a schema: {e}") from e
     clean = clean_schema(schema)
     clean.setdefault("properties", {})
@@ -220,14 +220,14 @@ class PydanticValidator:
     """Validates decoded arguments with the tool's generated Pydantic model."""
 
     __slots__ = (
-        "model",
-        "schema",
-        "param_names",
-        "null_means_omitted",
-        "_validate",
         "_fields",
         "_nested",
+        "_validate",
         "_validate_json",
+        "model",
+        "null_means_omitted",
+        "param_names",
+        "schema",
     )
 
     def __init__(
@@ -251,13 +251,7 @@ class PydanticValidator:
         Taken only when the result is provably the same: one object, no arrays, no nulls, no
         NaN/Infinity, and as many keys as colons in the text (so no duplicate key was merged).
         """
-        if (
-            raw.count("{") != 1
-            or "[" in raw
-            or "null" in raw
-            or "NaN" in raw
-            or "Infinity" in raw
-        ):
+        if raw.count("{") != 1 or "[" in raw or "null" in raw or "NaN" in raw or "Infinity" in raw:
             return None
         try:
             m = self._validate_json(raw)
@@ -310,7 +304,10 @@ def _resolve(s: Any, root: dict[str, Any]) -> Any:
 
 
 def find_unknown_keys(
-    value: Any, schema: dict[str, Any], root: dict[str, Any] | None = None, path: tuple[Any, ...] = ()
+    value: Any,
+    schema: dict[str, Any],
+    root: dict[str, Any] | None = None,
+    path: tuple[Any, ...] = (),
 ) -> list[FieldIssue]:
     """Keys in `value` that `schema` does not define (where it defines properties and does not
     allow extras), at any depth. Used where a validator would silently ignore them."""
@@ -353,7 +350,9 @@ def find_unknown_keys(
             for i, v in enumerate(value):
                 out += find_unknown_keys(v, items, root, (*path, i))
         elif "anyOf" in s:
-            arrays = [_resolve(v, root) for v in s["anyOf"] if _resolve(v, root).get("type") == "array"]
+            arrays = [
+                _resolve(v, root) for v in s["anyOf"] if _resolve(v, root).get("type") == "array"
+            ]
             if len(arrays) == 1:
                 return find_unknown_keys(value, arrays[0], root, path)
     return out
@@ -450,7 +449,7 @@ class JsonSchemaValidator:
     (`additionalProperties: false` is added) so that nothing is silently dropped.
     """
 
-    __slots__ = ("schema", "param_names", "null_means_omitted", "_validator", "_props")
+    __slots__ = ("_props", "_validator", "null_means_omitted", "param_names", "schema")
 
     def __init__(self, tool_name: str, schema: dict[str, Any]) -> None:
         try:
@@ -472,7 +471,9 @@ class JsonSchemaValidator:
             jsonschema.Draft202012Validator.check_schema(s)
         except jsonschema.SchemaError as e:
             path = "/".join(str(p) for p in e.absolute_path) or "(root)"
-            raise SchemaError(f"tool {tool_name!r}: invalid JSON Schema at {path}: {e.message}") from e
+            raise SchemaError(
+                f"tool {tool_name!r}: invalid JSON Schema at {path}: {e.message}"
+            ) from e
         required = set(s.get("required", []))
         missing_req = sorted(required - set(s["properties"]))
         if missing_req and s.get("additionalProperties") is False:
@@ -502,23 +503,46 @@ class JsonSchemaValidator:
             loc = tuple(err.absolute_path)
             v = err.validator
             if v == "additionalProperties":
-                extra = [k for k in (err.instance or {}) if k not in err.schema.get("properties", {})]
+                extra = [
+                    k for k in (err.instance or {}) if k not in err.schema.get("properties", {})
+                ]
                 for k in extra:
                     sugg = did_you_mean(k, self.param_names) if not loc else None
                     issues.append(
-                        FieldIssue((*loc, k), "unknown", f"unknown parameter {k!r}", given=args.get(k) if not loc else None, has_given=not loc, suggestion=sugg)
+                        FieldIssue(
+                            (*loc, k),
+                            "unknown",
+                            f"unknown parameter {k!r}",
+                            given=args.get(k) if not loc else None,
+                            has_given=not loc,
+                            suggestion=sugg,
+                        )
                     )
             elif v == "required":
                 for k in err.validator_value:
                     if isinstance(err.instance, dict) and k not in err.instance:
-                        issues.append(FieldIssue((*loc, k), "missing", "required parameter is missing"))
+                        issues.append(
+                            FieldIssue((*loc, k), "missing", "required parameter is missing")
+                        )
             elif v == "enum":
                 issues.append(
-                    FieldIssue(loc, "value", "value is not one of the allowed values", expected="one of the allowed values", given=err.instance, has_given=True, allowed=list(err.validator_value))
+                    FieldIssue(
+                        loc,
+                        "value",
+                        "value is not one of the allowed values",
+                        expected="one of the allowed values",
+                        given=err.instance,
+                        has_given=True,
+                        allowed=list(err.validator_value),
+                    )
                 )
             elif v == "type":
                 exp = err.validator_value
-                word = _TYPE_WORDS.get(str(exp), str(exp)) if isinstance(exp, str) else " or ".join(map(str, exp))
+                word = (
+                    _TYPE_WORDS.get(str(exp), str(exp))
+                    if isinstance(exp, str)
+                    else " or ".join(map(str, exp))
+                )
                 if exp == "integer":
                     word = "an integer"
                 elif exp == "number":
@@ -529,9 +553,20 @@ class JsonSchemaValidator:
                     word = "an array"
                 elif exp == "boolean":
                     word = "a boolean (true or false)"
-                issues.append(FieldIssue(loc, "type", f"expected {word}", expected=word, given=err.instance, has_given=True))
+                issues.append(
+                    FieldIssue(
+                        loc,
+                        "type",
+                        f"expected {word}",
+                        expected=word,
+                        given=err.instance,
+                        has_given=True,
+                    )
+                )
             else:
-                issues.append(FieldIssue(loc, "value", err.message, given=err.instance, has_given=True))
+                issues.append(
+                    FieldIssue(loc, "value", err.message, given=err.instance, has_given=True)
+                )
         raise ArgumentsInvalid(issues)
 
 

@@ -29,7 +29,9 @@ from callgate.model import (
 _ids = itertools.count(1)
 
 
-def call(name: str, arguments: str | dict[str, Any] | None = None, id: str | None = None) -> ToolCall:
+def call(
+    name: str, arguments: str | dict[str, Any] | None = None, id: str | None = None
+) -> ToolCall:
     """Build a `ToolCall`; dict arguments are sent as JSON text, as OpenAI-style providers do."""
     args: str | dict[str, Any]
     if arguments is None:
@@ -54,9 +56,9 @@ def to_response(reply: Reply, model: str) -> ModelResponse:
         msg = Message.assistant("", [reply])
     elif isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], str):
         text, calls = reply
-        msg = Message.assistant(text, list(calls))  # type: ignore[arg-type]
+        msg = Message.assistant(text, list(calls))
     else:
-        msg = Message.assistant("", list(reply))  # type: ignore[arg-type]
+        msg = Message.assistant("", list(reply))
     stop = "tool_calls" if msg.tool_calls else "end_turn"
     out_tokens = max(1, len(msg.content) // 4) + 8 * len(msg.tool_calls)
     return ModelResponse(msg, Usage(10, out_tokens, requests=1), stop, model)  # type: ignore[arg-type]
@@ -128,7 +130,7 @@ class FunctionModel(_Base):
         r = self._fn(request)
         if asyncio.iscoroutine(r) or isinstance(r, Awaitable):
             r = await r
-        return to_response(r, self.name)  # type: ignore[arg-type]
+        return to_response(r, self.name)
 
 
 # --- fault injectors ------------------------------------------------------------------------

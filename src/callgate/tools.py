@@ -13,11 +13,13 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from callgate.errors import SchemaError
 
-SinkKind = Literal["sql", "shell", "path", "url", "html", "email"]
+#: built-in kinds are "sql", "shell", "path", "url", "html" and "email"; applications may
+#: register more with `callgate.gate.sanitize.Sanitizer.register`.
+SinkKind = str
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 

@@ -10,6 +10,7 @@ model already proposed.
 from __future__ import annotations
 
 import fnmatch
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ from callgate.errors import SchemaError
 from callgate.tools import Tool, check_tool_name
 
 Filter = Callable[[Tool, RunContext], bool]
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Order versions naturally ("2" < "10", "1.9" < "1.10"); numbers sort before words."""
+    parts = re.findall(r"\d+|[^\d.\-_]+", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
 
 
 @dataclass(slots=True)
@@ -101,7 +108,7 @@ class Toolset:
                 if not entry.versions:
                     del self._entries[name]
                 elif entry.default == version:
-                    entry.default = sorted(entry.versions)[-1]
+                    entry.default = max(entry.versions, key=version_key)
             self._changed()
 
     def set_default_version(self, name: str, version: str) -> None:
@@ -147,9 +154,7 @@ class Toolset:
     def _changed(self) -> None:
         self._generation += 1
         self._index = {
-            n: (e.versions[e.default], e)
-            for n, e in self._entries.items()
-            if e.default is not None
+            n: (e.versions[e.default], e) for n, e in self._entries.items() if e.default is not None
         }
 
     # queries -----------------------------------------------------------------------------
@@ -198,16 +203,15 @@ class Toolset:
         if not version:
             return None, None
         with self._lock:
-            entry = self._entries.get(base)
-            if entry is None:
+            pinned_entry = self._entries.get(base)
+            if pinned_entry is None:
                 return None, None
-            v = version or entry.default
-            t = entry.versions.get(v) if v else None
-            if t is None or not self._allowed(entry, t, ctx):
+            pinned = pinned_entry.versions.get(version)
+            if pinned is None or not self._allowed(pinned_entry, pinned, ctx):
                 return None, None
-            if not entry.enabled:
-                return t, entry.disabled_note or "It was switched off by an operator."
-            return t, None
+            if not pinned_entry.enabled:
+                return pinned, pinned_entry.disabled_note or "It was switched off by an operator."
+            return pinned, None
 
     def names(self) -> list[str]:
         with self._lock:
@@ -220,7 +224,7 @@ class Toolset:
 
     def versions(self, name: str) -> list[str]:
         with self._lock:
-            return sorted(self._entries[name].versions)
+            return sorted(self._entries[name].versions, key=version_key)
 
     def __iter__(self) -> Iterator[Tool]:
         with self._lock:

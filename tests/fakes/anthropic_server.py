@@ -292,6 +292,11 @@ def check_messages_request(body: Any) -> list[str]:
                     problems.append(f"{where}.content.{b}.content: must be a string or blocks")
                 if "is_error" in block and not isinstance(block["is_error"], bool):
                     problems.append(f"{where}.content.{b}.is_error: must be a boolean")
+            elif kind in ("thinking", "redacted_thinking"):
+                if role != "assistant":
+                    problems.append(f"{where}.content.{b}: {kind} is only allowed for assistant")
+                if kind == "thinking" and not block.get("signature"):
+                    problems.append(f"{where}.content.{b}.signature: Field required")
             else:
                 problems.append(f"{where}.content.{b}: unsupported block type {kind!r}")
         if role == "user" and previous_tool_ids:
@@ -304,6 +309,19 @@ def check_messages_request(body: Any) -> list[str]:
         previous_tool_ids = (
             [b["id"] for b in blocks if b.get("type") == "tool_use"] if role == "assistant" else []
         )
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        turns = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+        last = _blocks(turns[-1]) if turns else []
+        if any(b.get("type") == "tool_use" for b in last) and last[0].get("type") not in (
+            "thinking",
+            "redacted_thinking",
+        ):
+            problems.append(
+                f"Expected `thinking` or `redacted_thinking`, but found `{last[0].get('type')}`. "
+                "When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block"
+            )
     tool_names: list[str] = []
     for t, tool in enumerate(body.get("tools") or []):
         if not tool.get("name"):
@@ -330,21 +348,15 @@ def check_messages_request(body: Any) -> list[str]:
 class FakeAnthropic:
     """Scripted, rule-checking Messages API. Use as a context manager; point the SDK at `url`."""
 
-    def __init__(self, http: FakeHTTPServer | None = None) -> None:
-        # A running server may be shared between tests (starting and stopping one per test
-        # costs more than the tests); only requests made after this point are reported.
-        self._owned = http is None
-        self.http = http if http is not None else FakeHTTPServer()
-        self._offset = 0 if http is None else len(http.requests)
+    def __init__(self) -> None:
+        self.http = FakeHTTPServer()
 
     def __enter__(self) -> FakeAnthropic:
-        if self._owned:
-            self.http.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._owned:
-            self.http.stop()
+        self.http.stop()
 
     @property
     def url(self) -> str:
@@ -352,7 +364,7 @@ class FakeAnthropic:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        return self.http.requests[self._offset :]
+        return self.http.requests
 
     @property
     def bodies(self) -> list[Any]:
@@ -407,3 +419,36 @@ class FakeAnthropic:
 
     def reply_raw(self, reply: Reply) -> None:
         self.http.enqueue(reply)
+
+
+def thinking_start(index: int) -> SSEEvent:
+    return SSEEvent(
+        {
+            "type": "content_block_start",
+            "index": index,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        },
+        "content_block_start",
+    )
+
+
+def thinking_delta(index: int, piece: str) -> SSEEvent:
+    return SSEEvent(
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "thinking_delta", "thinking": piece},
+        },
+        "content_block_delta",
+    )
+
+
+def signature_delta(index: int, signature: str) -> SSEEvent:
+    return SSEEvent(
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "signature_delta", "signature": signature},
+        },
+        "content_block_delta",
+    )

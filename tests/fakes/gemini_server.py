@@ -250,21 +250,15 @@ class FakeGemini:
     """Scripted, rule-checking Gemini API. Use as a context manager; give the SDK
     `HttpOptions(base_url=url)`."""
 
-    def __init__(self, http: FakeHTTPServer | None = None) -> None:
-        # A running server may be shared between tests (starting and stopping one per test
-        # costs more than the tests); only requests made after this point are reported.
-        self._owned = http is None
-        self.http = http if http is not None else FakeHTTPServer()
-        self._offset = 0 if http is None else len(http.requests)
+    def __init__(self) -> None:
+        self.http = FakeHTTPServer()
 
     def __enter__(self) -> FakeGemini:
-        if self._owned:
-            self.http.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._owned:
-            self.http.stop()
+        self.http.stop()
 
     @property
     def url(self) -> str:
@@ -272,7 +266,7 @@ class FakeGemini:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        return self.http.requests[self._offset :]
+        return self.http.requests
 
     @property
     def bodies(self) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakes.http import FakeHTTPServer, Reply, SSEEvent
+from tests.fakes.http import FakeHTTPServer, Reply, SSEEvent
 
 __all__ = [
     "FakeOpenAIServer",

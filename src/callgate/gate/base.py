@@ -2,7 +2,8 @@
 
 Call-time chain (fixed order, each concern optional):
 
-    decode ▸ validate ▸ policy (allow / deny / approve ▸ approver) ▸ middleware... ▸ timeout/retry ▸ run
+    decode ▸ validate ▸ policy + checks (allow / deny / approve ▸ approver) ▸ middleware...
+    ▸ timeout/retry ▸ run
 
 Decoding and validation are built into the gate (they must run first and cannot be skipped).
 Policy is a single decision taken before any middleware runs, and the same object decides what a
@@ -78,6 +79,18 @@ class PolicyEngine(Protocol):
     def visible(self, tool: Tool, ctx: RunContext) -> bool:
         """Whether the run may see the tool at all (False when every call would be denied)."""
         ...
+
+
+@runtime_checkable
+class CallCheck(Protocol):
+    """A call-time check that may make the policy's decision stricter (never looser).
+
+    It sees the whole `Invocation` (validated arguments and conversation history), which a
+    `PolicyEngine` does not: provenance of untrusted values is the standard example. Return None
+    to leave the decision as it is, or an "approve" / "deny" decision with its rule.
+    """
+
+    def decide(self, inv: Invocation) -> PolicyDecision | None: ...
 
 
 @runtime_checkable

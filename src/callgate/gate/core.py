@@ -12,6 +12,7 @@ import logging
 import random
 import time
 import types
+import weakref
 from collections.abc import Coroutine, Generator, Iterable, Sequence
 from typing import Any
 
@@ -20,11 +21,13 @@ from callgate.errors import ApprovalRequired, ErrorKind, ToolError, TransientToo
 from callgate.gate import render
 from callgate.gate.base import (
     Approver,
+    CallCheck,
     CallRecord,
     Invocation,
     Middleware,
     Next,
     Observer,
+    PolicyDecision,
     PolicyEngine,
 )
 from callgate.gate.decode import DEFAULT_LIMITS, DecodeLimits, decode_arguments
@@ -57,7 +60,8 @@ class Gate:
         resource_limits: concurrency caps shared by tools that name the same
             `ExecutionOptions.resource` (e.g. {"db": 4}).
         max_corrections_per_run: total correctable failures allowed in one run, across tools.
-        max_result_chars: longer tool results are truncated (with a note) before the model sees them.
+        max_result_chars: longer tool results are truncated (with a note) before the model sees
+            them.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Gate:
         approver: Approver | None = None,
         middleware: Sequence[Middleware] = (),
         observers: Sequence[Observer] = (),
+        checks: Sequence[CallCheck] = (),
         limits: DecodeLimits = DEFAULT_LIMITS,
         max_parallel: int = 8,
         resource_limits: dict[str, int] | None = None,
@@ -83,10 +88,15 @@ class Gate:
         self.approver = approver
         self.middleware = tuple(middleware)
         self.observers = list(observers)
+        self.checks = tuple(checks)
         self.limits = limits
         self.max_parallel = max(1, max_parallel)
         self.resource_limits = dict(resource_limits or {})
-        self._resource_sems: dict[str, asyncio.Semaphore] = {}
+        # per event loop: a semaphore binds to the loop it first waits on, and a gate may be
+        # used from several loops (execute_sync, run_sync, tests)
+        self._resource_sems: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
         self.max_corrections_per_run = max_corrections_per_run
         self.max_result_chars = max_result_chars
         self._chain: Next = self._build_chain()
@@ -166,7 +176,7 @@ class Gate:
             fast = (
                 validator.fast_json(raw)
                 # x4: a character is at most 4 bytes, so the byte limit holds without encoding
-                if raw.__class__ is str and len(raw) * 4 <= self.limits.max_bytes  # type: ignore[arg-type]
+                if isinstance(raw, str) and len(raw) * 4 <= self.limits.max_bytes
                 else None
             )
             if fast is not None and not tool.required_ids:
@@ -175,7 +185,8 @@ class Gate:
                 try:
                     decoded = decode_arguments(raw, self.limits)
                     args = decoded
-                    if validator.null_means_omitted and _has_null(raw):
+                    # nulls for optional non-nullable parameters, at any depth (strict mode)
+                    if _has_null(raw):
                         decoded = _drop_nulls(decoded, validator.null_means_omitted, tool)
                     args = validator.validate(decoded)
                     if tool.required_ids:
@@ -184,6 +195,8 @@ class Gate:
                     return self._invalid(call, ctx, tool, args, e.issues, t0)
             decision = self.policy.decide(tool, args, ctx)
             inv = Invocation(call, ctx, tool, args, history)
+            if self.checks and decision.effect != "deny":
+                decision = _escalate(decision, inv, self.checks)
             inv.state["decision"] = decision
             if decision.effect == "deny":
                 msg = decision.reason or "This call is not allowed by policy."
@@ -213,9 +226,14 @@ class Gate:
             return self._finish(res, call, ctx, tool, args, decision.effect, decision.rule, t0, inv)
         except ApprovalRequired as ar:
             name = tool.name if tool else call.name
-            res = self._result(call, render.render_pending(name, ar.approval_id, ar.message), _PENDING, t0)
+            res = self._result(
+                call, render.render_pending(name, ar.approval_id, ar.message), _PENDING, t0
+            )
             res.metadata["approval_id"] = ar.approval_id
             res.metadata["approval_request"] = ar.request
+            if inv is not None:
+                inv.state["approval_id"] = ar.approval_id
+                inv.state["approval_pending"] = True
             rule = inv.state["decision"].rule if inv else None
             return self._finish(res, call, ctx, tool, args, "approve", rule, t0, inv)
         except ToolError as te:  # raised by policy/approver/middleware before the tool ran
@@ -232,7 +250,7 @@ class Gate:
             return self._finish(res, call, ctx, tool, args, effect, rule, t0, inv)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the gate never lets a failure escape
+        except Exception:
             log.exception("gate failure on call %s (%s)", call.id, call.name)
             name = tool.name if tool else call.name
             res = self._result(call, render.render_terminal(name), _TERMINAL, t0)
@@ -277,9 +295,7 @@ class Gate:
         return left
 
     def _result(self, call: ToolCall, content: str, kind: str | None, t0: float) -> ToolResult:
-        return ToolResult(
-            call.id, call.name, content, kind, duration_s=time.perf_counter() - t0
-        )
+        return ToolResult(call.id, call.name, content, kind, duration_s=time.perf_counter() - t0)
 
     def _finish(
         self,
@@ -293,7 +309,18 @@ class Gate:
         t0: float,
         inv: Invocation | None = None,
     ) -> ToolResult:
+        if tool is not None and tool.deprecated:
+            # still served (callers pinned it on purpose); the application and operators learn
+            res.metadata["deprecated"] = tool.deprecated
+            log.warning(
+                "deprecated tool %s@%s called: %s", tool.name, tool.version, tool.deprecated
+            )
         if self.observers:
+            state = {k: v for k, v in (inv.state.items() if inv else ()) if k != "decision"}
+            if "exception" in res.metadata:
+                state["error_class"] = res.metadata["exception"]
+            if "approval_id" in res.metadata:
+                state.setdefault("approval_id", res.metadata["approval_id"])
             rec = CallRecord(
                 call_id=call.id,
                 tool=tool.name if tool else call.name,
@@ -308,12 +335,12 @@ class Gate:
                 duration_s=res.duration_s,
                 attempts=res.attempts,
                 sensitive=tool.annotations.sensitive if tool else frozenset(),
-                state={k: v for k, v in (inv.state.items() if inv else ()) if k != "decision"},
+                state=state,
             )
             for o in self.observers:
                 try:
                     o.on_call(rec)
-                except Exception:  # noqa: BLE001 - an observer never breaks a call
+                except Exception:
                     log.exception("observer %r failed", o)
         return res
 
@@ -327,9 +354,13 @@ class Gate:
         limit = self.resource_limits.get(name)
         if limit is None:
             return None
-        sem = self._resource_sems.get(name)
+        loop = asyncio.get_running_loop()
+        sems = self._resource_sems.get(loop)
+        if sems is None:
+            sems = self._resource_sems[loop] = {}
+        sem = sems.get(name)
         if sem is None:
-            sem = self._resource_sems[name] = asyncio.Semaphore(limit)
+            sem = sems[name] = asyncio.Semaphore(limit)
         return sem
 
     async def _run(self, inv: Invocation) -> ToolResult:
@@ -394,7 +425,7 @@ class Gate:
                 err = te
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - unknown failures are terminal, detail logged
+            except Exception as e:
                 log.error("tool %s raised on call %s", tool.name, inv.call.id, exc_info=e)
                 return ToolResult(
                     inv.call.id,
@@ -475,6 +506,22 @@ def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, An
                 return stop.value
 
 
+_SEVERITY = {"allow": 0, "approve": 1, "deny": 2}
+
+
+def _escalate(
+    decision: PolicyDecision, inv: Invocation, checks: Sequence[CallCheck]
+) -> PolicyDecision:
+    """The strictest of the policy's decision and the call checks' (deny > approve > allow)."""
+    for check in checks:
+        d = check.decide(inv)
+        if d is not None and _SEVERITY[d.effect] > _SEVERITY[decision.effect]:
+            decision = d
+            if d.effect == "deny":
+                break
+    return decision
+
+
 def _bind(m: Middleware, nxt: Next) -> Next:
     async def step(inv: Invocation) -> ToolResult:
         return await m(inv, nxt)
@@ -495,10 +542,17 @@ def _backoff(attempt: int, base: float, cap: float, err: TransientToolError) -> 
     return delay
 
 
-def _has_null(raw: str | dict[str, Any]) -> bool:
+def _has_null(raw: Any) -> bool:
+    """Whether the arguments contain a null anywhere (cheap on text: a substring test)."""
     if isinstance(raw, str):
         return "null" in raw
-    return any(v is None for v in raw.values())
+    if raw is None:
+        return True
+    if isinstance(raw, dict):
+        return any(_has_null(v) for v in raw.values())
+    if isinstance(raw, list):
+        return any(_has_null(v) for v in raw)
+    return False
 
 
 def _drop_nulls(args: dict[str, Any], names: frozenset[str], tool: Tool) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-class _DuplicateKey(Exception):  # noqa: N818 - internal signal
+class _DuplicateKey(Exception):
     def __init__(self, key: str) -> None:
         self.key = key
 
@@ -80,7 +80,9 @@ _NONFINITE = re.compile(r"\b(NaN|-?Infinity)\b")
 _HUGE_NUMBER = re.compile(r"[0-9][eE][+-]?[0-9]{3}|[0-9]{300}")
 
 
-def decode_arguments(raw: str | dict[str, Any], limits: DecodeLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+def decode_arguments(
+    raw: str | dict[str, Any], limits: DecodeLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
     """Return the arguments as a dict or raise `ArgumentsInvalid` saying what is wrong."""
     if isinstance(raw, dict):
         acc = [0, 0]
@@ -106,9 +108,16 @@ def decode_arguments(raw: str | dict[str, Any], limits: DecodeLimits = DEFAULT_L
             ) from None
         raise _issue(f"arguments are not valid JSON ({e}); send one JSON object") from None
     if not isinstance(obj, dict):
-        kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+        kind = {
+            list: "an array",
+            str: "a string",
+            int: "a number",
+            float: "a number",
+            bool: "a boolean",
+        }
         raise _issue(
-            f"arguments must be a JSON object with named parameters, got {kind.get(type(obj), 'null')}",
+            "arguments must be a JSON object with named parameters, got "
+            + kind.get(type(obj), "null"),
             given=obj,
             has_given=True,
         )
@@ -134,16 +143,23 @@ def decode_arguments(raw: str | dict[str, Any], limits: DecodeLimits = DEFAULT_L
     return obj
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+_NOT_UNICODE = (
+    "arguments contain text that is not valid Unicode (a lone surrogate such as \\ud800); "
+    "send plain text"
+)
 
 
 def _parse(text: str) -> Any:
     try:
         return from_json(text, allow_inf_nan=False)
     except (TypeError, UnicodeError):
-        # text pydantic-core cannot take as UTF-8 (lone surrogates): the stdlib parser can
-        return json.loads(text, parse_constant=_reject_constant)
+        # lone surrogates in the text itself: refused like escaped ones, so a tool never
+        # receives a string it cannot encode
+        raise _issue(_NOT_UNICODE) from None
+    except ValueError as e:
+        if "hex escape" in str(e):
+            raise _issue(_NOT_UNICODE) from None
+        raise
 
 
 def _utf8_len(text: str) -> int:
@@ -158,6 +174,13 @@ def _too_big(size: int, limits: DecodeLimits) -> str:
     )
 
 
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _issue(_NOT_UNICODE) from None
+
+
 def _check_mapping(obj: dict[str, Any], limits: DecodeLimits) -> None:
     """Arguments a provider delivered already decoded (Anthropic, Gemini) get the same checks
     as text: string keys only, finite numbers, and the size limit (measured on the text of the
@@ -167,6 +190,8 @@ def _check_mapping(obj: dict[str, Any], limits: DecodeLimits) -> None:
     def walk(v: Any) -> None:
         if isinstance(v, str):
             size[0] += len(v)
+            if not v.isascii():
+                _check_unicode(v)
         elif isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
             raise _issue(
                 "arguments contain NaN or Infinity (or a number too large for a float); use a "
@@ -177,6 +202,8 @@ def _check_mapping(obj: dict[str, Any], limits: DecodeLimits) -> None:
                 if not isinstance(k, str):
                     raise _issue(f"parameter names must be strings, got {type(k).__name__}")
                 size[0] += len(k)
+                if not k.isascii():
+                    _check_unicode(k)
                 walk(x)
         elif isinstance(v, list | tuple):
             for x in v:

@@ -85,7 +85,9 @@ def _issue_line(issue: FieldIssue, sensitive: frozenset[str], params: Iterable[s
     if issue.has_given:
         line += f"; got {show_value(issue.given, sensitive=secret)}"
     if issue.allowed:
-        shown = ", ".join(json.dumps(a, ensure_ascii=False, default=str) for a in issue.allowed[:20])
+        shown = ", ".join(
+            json.dumps(a, ensure_ascii=False, default=str) for a in issue.allowed[:20]
+        )
         more = f" (and {len(issue.allowed) - 20} more)" if len(issue.allowed) > 20 else ""
         line += f". Allowed values: {shown}{more}"
         if issue.has_given and isinstance(issue.given, str):
@@ -179,9 +181,7 @@ def render_terminal(name: str, message: str | None = None) -> str:
 
 
 def render_correctable(name: str, message: str, budget_left: int | None = None) -> str:
-    return "\n".join(
-        x for x in (f"Error from {name}: {message}", _budget_line(budget_left)) if x
-    )
+    return "\n".join(x for x in (f"Error from {name}: {message}", _budget_line(budget_left)) if x)
 
 
 def render_pending(name: str, approval_id: str, message: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,12 +115,23 @@ def _tool_result_block(result: ToolResult) -> dict[str, Any]:
     return block
 
 
-def _blocks_of(message: Message) -> list[dict[str, Any]]:
+ThinkingLookup = Callable[[str], list[dict[str, Any]] | None]
+
+
+def _no_thinking(_call_id: str) -> list[dict[str, Any]] | None:
+    return None
+
+
+def _blocks_of(message: Message, thinking_of: ThinkingLookup) -> list[dict[str, Any]]:
     if message.role == "tool":
         if message.tool_result is None:
             raise ModelError("a tool message has no tool_result to send to Anthropic")
         return [_tool_result_block(message.tool_result)]
     blocks: list[dict[str, Any]] = []
+    if message.role == "assistant" and message.tool_calls:
+        # With extended thinking, the thinking blocks of a tool-use turn must be sent back
+        # unchanged (signature included) ahead of its tool_use blocks.
+        blocks.extend(thinking_of(message.tool_calls[0].id) or [])
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     if message.role == "assistant":
@@ -135,13 +147,16 @@ def _blocks_of(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def render_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], str | None]:
+def render_messages(
+    messages: list[Message], thinking_of: ThinkingLookup = _no_thinking
+) -> tuple[list[dict[str, Any]], str | None]:
     """Neutral messages -> (Anthropic `messages`, system text found among them).
 
     `ModelRequest.messages` should not hold system messages; any that slipped in are returned
     separately so they still reach the top-level `system` field rather than being dropped.
     Consecutive entries of one role are merged into one message, and inside a user message the
-    `tool_result` blocks are put first, as the API requires.
+    `tool_result` blocks are put first, as the API requires. `thinking_of(first_call_id)` gives
+    the thinking blocks to replay in front of a tool-use turn.
     """
     out: list[dict[str, Any]] = []
     system_parts: list[str] = []
@@ -151,7 +166,7 @@ def render_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], str 
                 system_parts.append(message.content)
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks_of(message)
+        blocks = _blocks_of(message, thinking_of)
         if not blocks:
             continue
         if out and out[-1]["role"] == role:
@@ -196,12 +211,29 @@ def _usage(raw: Mapping[str, Any] | None) -> Usage:
     return make_usage(total_in, raw.get("output_tokens"), cache_read)
 
 
+def thinking_blocks(content: Any) -> list[dict[str, Any]]:
+    """A reply's `thinking` / `redacted_thinking` blocks, in the form they are replayed in."""
+    out: list[dict[str, Any]] = []
+    for block in content or []:
+        if block.get("type") == "thinking":
+            out.append(
+                {
+                    "type": "thinking",
+                    "thinking": block.get("thinking") or "",
+                    "signature": block.get("signature") or "",
+                }
+            )
+        elif block.get("type") == "redacted_thinking":
+            out.append({"type": "redacted_thinking", "data": block.get("data") or ""})
+    return out
+
+
 def parse_message(data: Mapping[str, Any], *, raw: Any = None) -> ModelResponse:
     """A Messages API reply (as a JSON object) -> `ModelResponse`.
 
     Text blocks are concatenated; every `tool_use` block becomes a `ToolCall` with its `input`
-    object as arguments, in order. Blocks this adapter cannot carry (thinking, server tools)
-    are skipped.
+    object as arguments, in order. Thinking and server-tool blocks are not part of the neutral
+    message (see `thinking_blocks` for how thinking is kept).
     """
     text: list[str] = []
     calls: list[ToolCall] = []
@@ -230,6 +262,7 @@ class _Block:
     id: str = ""
     name: str = ""
     parts: list[str] = field(default_factory=list)
+    signature: str = ""
 
 
 class AnthropicStreamAssembler:
@@ -249,6 +282,8 @@ class AnthropicStreamAssembler:
         self._model = ""
         self._id = ""
         self.stopped = False
+        #: thinking blocks of this turn, in order, ready to be replayed
+        self.thinking: list[dict[str, Any]] = []
 
     def feed(self, event: Mapping[str, Any]) -> list[ModelStreamEvent]:
         kind = event.get("type")
@@ -291,6 +326,10 @@ class AnthropicStreamAssembler:
             self._calls.append(ToolCall(entry.id, entry.name, "{}"))
             return [ToolCallStarted(entry.call_index, entry.id, entry.name)]
         self._blocks[index] = _Block(kind)
+        if kind == "redacted_thinking":
+            self.thinking.append({"type": "redacted_thinking", "data": block.get("data") or ""})
+        elif kind == "thinking":
+            self._blocks[index].parts.append(str(block.get("thinking") or ""))
         if kind == "text" and block.get("text"):
             self._text.append(str(block["text"]))
             return [TextDelta(str(block["text"]))]
@@ -305,6 +344,12 @@ class AnthropicStreamAssembler:
                 return []
             self._text.append(text)
             return [TextDelta(text)]
+        if kind in ("thinking_delta", "signature_delta") and entry is not None:
+            if kind == "thinking_delta":
+                entry.parts.append(str(delta.get("thinking") or ""))
+            else:
+                entry.signature += str(delta.get("signature") or "")
+            return []
         if kind == "input_json_delta":
             if entry is None or entry.kind != "tool_use":
                 raise ModelError(
@@ -319,6 +364,11 @@ class AnthropicStreamAssembler:
 
     def _stop(self, index: int) -> list[ModelStreamEvent]:
         entry = self._blocks.get(index)
+        if entry is not None and entry.kind == "thinking":
+            self.thinking.append(
+                {"type": "thinking", "thinking": "".join(entry.parts), "signature": entry.signature}
+            )
+            return []
         if entry is None or entry.kind != "tool_use":
             return []
         arguments = "".join(entry.parts) or "{}"
@@ -400,6 +450,10 @@ class AnthropicModel:
     exponential backoff) decides instead, so a failure is retried exactly once per policy.
     `extra_body` is merged into every request body (e.g. `{"thinking": ...}`,
     `{"metadata": ...}`); `ModelRequest.extra` is merged on top of it per request.
+
+    With extended thinking, a tool-use turn's thinking blocks must be replayed with it. Neutral
+    messages cannot carry them, so the model object keeps them (bounded, keyed by the turn's
+    first call id) and puts them back when that turn is sent again.
     """
 
     def __init__(
@@ -414,6 +468,7 @@ class AnthropicModel:
         timeout: float | None = 120.0,
         retry: RetryPolicy | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        thinking_cache_size: int = 1024,
     ) -> None:
         if not model:
             raise ValueError("model must name an Anthropic model, e.g. 'claude-sonnet-4-5'")
@@ -423,6 +478,8 @@ class AnthropicModel:
         self.max_tokens = max_tokens
         self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.extra_body = dict(extra_body or {})
+        if client is not None and (api_key is not None or base_url is not None):
+            raise ValueError("pass either client or api_key/base_url, not both")
         if client is None:
             client = anthropic.AsyncAnthropic(
                 api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
@@ -432,10 +489,21 @@ class AnthropicModel:
         self._client = client
         # Seam for tests: observe backoff waits without spending them.
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._thinking: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._thinking_cache_size = max(0, thinking_cache_size)
 
     @property
     def name(self) -> str:
         return self._model
+
+    def _remember_thinking(self, response: ModelResponse, blocks: list[dict[str, Any]]) -> None:
+        if not blocks or not response.tool_calls or self._thinking_cache_size == 0:
+            return
+        key = response.tool_calls[0].id
+        self._thinking[key] = blocks
+        self._thinking.move_to_end(key)
+        while len(self._thinking) > self._thinking_cache_size:
+            self._thinking.popitem(last=False)
 
     @property
     def client(self) -> anthropic.AsyncAnthropic:
@@ -443,7 +511,7 @@ class AnthropicModel:
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The Messages API request body for `request` (what the SDK sends, minus `stream`)."""
-        messages, stray_system = render_messages(request.messages)
+        messages, stray_system = render_messages(request.messages, self._thinking.get)
         system = "\n\n".join(s for s in (request.system, stray_system) if s)
         body: dict[str, Any] = {
             "model": self._model,
@@ -470,7 +538,10 @@ class AnthropicModel:
             classify=classify_anthropic,
             sleep=self._sleep,
         )
-        return parse_message(reply.model_dump(mode="json"), raw=reply)
+        data = reply.model_dump(mode="json")
+        response = parse_message(data, raw=reply)
+        self._remember_thinking(response, thinking_blocks(data.get("content")))
+        return response
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Stream one turn.
@@ -511,7 +582,9 @@ class AnthropicModel:
                 "anthropic: the stream ended before message_stop; the turn is incomplete",
                 retryable=True,
             )
-        yield ResponseFinished(assembler.finish())
+        response = assembler.finish()
+        self._remember_thinking(response, assembler.thinking)
+        yield ResponseFinished(response)
 
     async def _open_stream(
         self, body: dict[str, Any]

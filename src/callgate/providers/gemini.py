@@ -55,6 +55,7 @@ from callgate.providers._common import (
     make_usage,
     map_stop_reason,
 )
+from callgate.tools import ToolSpec
 
 try:
     from google import genai
@@ -85,6 +86,8 @@ _STOP_REASONS: dict[str, StopReason] = {
     "MISSING_THOUGHT_SIGNATURE": "error",
     "MALFORMED_RESPONSE": "error",
 }
+
+_DECLARATION_CACHE_SIZE = 512
 
 _SYNTHETIC_ID = re.compile(r"^gemini_[0-9a-f]{16}_\d+$")
 
@@ -252,7 +255,7 @@ def tool_config(request: ModelRequest) -> types.ToolConfig:
     return types.ToolConfig(function_calling_config=config)
 
 
-def function_declaration(spec: Any) -> types.FunctionDeclaration:
+def function_declaration(spec: ToolSpec) -> types.FunctionDeclaration:
     declaration = to_gemini(spec)
     try:
         return types.FunctionDeclaration.model_validate(declaration)
@@ -417,6 +420,10 @@ class GeminiModel:
         self.max_output_tokens = max_output_tokens
         self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.config = dict(config or {})
+        if client is not None and (
+            api_key is not None or base_url is not None or http_options is not None
+        ):
+            raise ValueError("pass either client or api_key/base_url/http_options, not both")
         if client is None:
             options = http_options.model_copy() if http_options else types.HttpOptions()
             if base_url is not None:
@@ -427,6 +434,7 @@ class GeminiModel:
         self._client = client
         self._signatures: OrderedDict[str, bytes] = OrderedDict()
         self._signature_cache_size = max(0, signature_cache_size)
+        self._declarations: dict[int, tuple[ToolSpec, types.FunctionDeclaration]] = {}
         # Seam for tests: observe backoff waits without spending them.
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -451,6 +459,19 @@ class GeminiModel:
     def _signature_of(self, call_id: str) -> bytes | None:
         return self._signatures.get(call_id)
 
+    def _declaration(self, spec: ToolSpec) -> types.FunctionDeclaration:
+        """`function_declaration(spec)`, built once per spec object: the same specs are sent
+        every turn and building the SDK's pydantic objects is most of the cost of a request."""
+        hit = self._declarations.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        declaration = function_declaration(spec)
+        if len(self._declarations) >= _DECLARATION_CACHE_SIZE:
+            self._declarations.pop(next(iter(self._declarations)))
+        # The spec is kept alive with its entry, so its id cannot be reused meanwhile.
+        self._declarations[id(spec)] = (spec, declaration)
+        return declaration
+
     # request building ------------------------------------------------------------------------
 
     def build(
@@ -473,7 +494,7 @@ class GeminiModel:
         if request.temperature is not None:
             fields["temperature"] = request.temperature
         if request.tools:
-            declarations = [function_declaration(spec) for spec in request.tools]
+            declarations = [self._declaration(spec) for spec in request.tools]
             fields["tools"] = [types.Tool(function_declarations=declarations)]
             fields["tool_config"] = tool_config(request)
         fields.update(self.config)

@@ -30,8 +30,8 @@ __all__ = [
     "GrammarBuilder",
     "compile_call_grammar",
     "compile_schema",
-    "grammar_accepts",
     "gbnf_literal",
+    "grammar_accepts",
     "unsupported_keywords",
 ]
 

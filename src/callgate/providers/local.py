@@ -64,13 +64,14 @@ CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
 
 _DEFAULT_SYSTEM = "You are a helpful assistant."
+# The instructions come before the tool listing so that requests sharing a system prompt share
+# a token prefix, which llama.cpp then reuses from its KV cache instead of recomputing.
 _TOOLS_INTRO = (
-    "You can call functions. Their names, descriptions and JSON Schema parameters are:\n"
-    "<tools>{tools}</tools>\n"
-    "To call functions, reply only with {open}[...]{close}, a JSON list holding one "
-    '{{"name": ..., "arguments": {{...}}}} object per call. When the request asks for '
-    "several things, make one call for each of them. Take argument values from the "
-    "request. If no function fits the request, say so in plain words instead."
+    "You can call functions. To call functions, reply only with {open}[...]{close}, a JSON "
+    'list holding one {{"name": ..., "arguments": {{...}}}} object per call. When the request '
+    "asks for several things, make one call for each of them. Take argument values from the "
+    "request. If no function fits the request, say so in plain words instead.{extra}\n"
+    "The functions, with their JSON Schema parameters:\n<tools>{tools}</tools>"
 )
 _TOOLS_REQUIRED = " You must call at least one function."
 _TOOLS_NAMED = " You must call the function {name}."
@@ -128,7 +129,7 @@ class _Outcome:
 Emit = Callable[[ModelStreamEvent], None]
 
 
-class _Cancelled(Exception):
+class _CancelledError(Exception):
     pass
 
 
@@ -226,7 +227,7 @@ class LocalModel:
         def work() -> None:
             try:
                 self._respond(request, emit, cancel)
-            except _Cancelled:
+            except _CancelledError:
                 pass
             except BaseException as e:  # noqa: BLE001 - handed to the consumer to re-raise
                 loop.call_soon_threadsafe(queue.put_nowait, e)
@@ -287,8 +288,9 @@ class LocalModel:
         seen = self._calls_this_turn(req.messages)
         head = tokens + self._tokenize(CALL_OPEN + "[")
         if mode == "auto":
+            p_open = self._mass(self._next_probs(tokens), "<")
             p_call = self._p_call(head)
-            out.decisions.append({"p_call": p_call})
+            out.decisions.append({"p_call": p_call, "p_open": p_open})
             if p_call < 0.5:
                 self._text(tokens, limit, out, emit, cancel, req)
                 return out
@@ -358,11 +360,14 @@ class LocalModel:
                 ],
                 ensure_ascii=False,
             )
-            system += "\n\n" + _TOOLS_INTRO.format(tools=listing, open=CALL_OPEN, close=CALL_CLOSE)
+            extra = ""
             if mode == "required":
-                system += _TOOLS_REQUIRED
+                extra = _TOOLS_REQUIRED
             elif mode == "named":
-                system += _TOOLS_NAMED.format(name=tools[0].name)
+                extra = _TOOLS_NAMED.format(name=tools[0].name)
+            system += "\n\n" + _TOOLS_INTRO.format(
+                tools=listing, open=CALL_OPEN, close=CALL_CLOSE, extra=extra
+            )
         out = [{"role": "system", "content": system}]
         for m in req.messages:
             if m.role == "system":
@@ -489,7 +494,7 @@ class LocalModel:
             grammar=g,
         ):
             if cancel is not None and cancel.is_set():
-                raise _Cancelled
+                raise _CancelledError
             if self._lib.llama_vocab_is_eog(self._vocab, tok):
                 return gen, text + decoder.decode(b"", final=True), False
             gen.append(tok)

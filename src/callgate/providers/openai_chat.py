@@ -48,6 +48,7 @@ from callgate.providers._common import (
     call_with_retries,
     classify_exception,
     ensure_text,
+    error_message_from_body,
     make_usage,
     map_stop_reason,
 )
@@ -202,7 +203,11 @@ class OpenAIChatModel:
         """The JSON body (minus `stream`) for `request`; raises ValueError on an invalid one."""
         body: dict[str, Any] = {"model": self.model, "messages": chat_messages(request)}
         if request.tools:
-            strict = self.strict if self.strict is not None else request.strict
+            # a run asking for strict schemas gets them wherever a tool allows ("auto"); forcing
+            # them on every tool is the model option strict=True
+            strict = (
+                self.strict if self.strict is not None else ("auto" if request.strict else False)
+            )
             body["tools"] = [to_openai_chat(spec, strict=strict) for spec in request.tools]
             body["tool_choice"] = chat_tool_choice(request)
             body["parallel_tool_calls"] = bool(
@@ -240,9 +245,11 @@ class OpenAIChatModel:
     def _parse_completion(self, completion: Any) -> ModelResponse:
         choices = getattr(completion, "choices", None) or []
         if not choices:
-            raise ProviderFailure(
-                "the response contained no choices", body=_dump(completion)
-            ).to_model_error("openai")
+            # Some compatible servers answer 200 with an error body instead of an HTTP error.
+            body = _dump(completion)
+            detail = error_message_from_body(body)
+            what = "the response contained no choices" + (f": {detail}" if detail else "")
+            raise ProviderFailure(what, body=body).to_model_error("openai")
         choice = choices[0]
         message = getattr(choice, "message", None)
         seed = str(getattr(completion, "id", "") or "")
@@ -365,9 +372,9 @@ def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
         if msg.role in ("system", "user"):
             out.append({"role": msg.role, "content": ensure_text(msg.content)})
         elif msg.role == "assistant":
-            entry: dict[str, Any] = {"role": "assistant"}
-            if msg.content or not msg.tool_calls:
-                entry["content"] = ensure_text(msg.content)
+            # "content" is always present (empty next to tool calls): OpenAI accepts that, and
+            # chat templates of compatible servers index it unconditionally.
+            entry: dict[str, Any] = {"role": "assistant", "content": ensure_text(msg.content)}
             if msg.tool_calls:
                 entry["tool_calls"] = [
                     {

@@ -111,7 +111,11 @@ class OpenAIResponsesModel:
         if request.system:
             body["instructions"] = request.system
         if request.tools:
-            strict = self.strict if self.strict is not None else request.strict
+            # a run asking for strict schemas gets them wherever a tool allows ("auto"); forcing
+            # them on every tool is the model option strict=True
+            strict = (
+                self.strict if self.strict is not None else ("auto" if request.strict else False)
+            )
             body["tools"] = [to_openai_responses(spec, strict=strict) for spec in request.tools]
             body["tool_choice"] = responses_tool_choice(request)
             body["parallel_tool_calls"] = bool(
@@ -173,6 +177,10 @@ class OpenAIResponsesModel:
                 raise failure.to_model_error("openai") from exc
         finally:
             await stream.close()
+        if not state.events:
+            raise ProviderFailure(
+                "the stream ended with no data (does the server support streaming?)"
+            ).to_model_error("openai")
         for out in state.close():
             yield out
 
@@ -359,6 +367,7 @@ class _ResponsesStream:
         self._by_output_index: dict[int, _Call] = {}
         self._final: Any = None
         self._response_id = ""
+        self.events = 0
 
     def _find(self, event: Any) -> _Call | None:
         item_id = getattr(event, "item_id", None)
@@ -423,6 +432,7 @@ class _ResponsesStream:
         return events
 
     def feed(self, event: Any) -> list[ModelStreamEvent]:
+        self.events += 1
         kind = getattr(event, "type", None)
         if kind in ("response.created", "response.in_progress"):
             resp = getattr(event, "response", None)

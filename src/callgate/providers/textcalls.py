@@ -10,8 +10,10 @@ the server side, so the call arrives as text. Three shapes are common:
 - The same JSON inside a fenced code block (```json ... ```).
 
 `parse_text_tool_calls` returns the text with the recognised calls removed and the calls
-themselves. Anything it cannot read as a call is left in the text untouched, so nothing the model
-wrote is lost silently; the gate validates names and arguments afterwards as for any other call.
+themselves, their arguments as JSON text like a structured OpenAI call (a string the model wrote
+is kept as is; an object is encoded). Anything it cannot read as a call is left in the text
+untouched, so nothing the model wrote is lost silently; the gate validates names and arguments
+afterwards as for any other call.
 Small models also write Python-style literals (single quotes, True/None); those are accepted via
 `ast.literal_eval`, which evaluates literals only and never runs code.
 
@@ -37,8 +39,9 @@ TextCallMode = Literal["hermes", "json", "auto"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 _TAG_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.DOTALL)
 _FENCE_RE = re.compile(r"```[ \t]*(?:json|JSON|tool_call|tool_code)?[ \t]*\n(.*?)```", re.DOTALL)
-_BLANK_LINES_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _MAX_SCAN = 200_000  # characters; longer text is not scanned for bare JSON
+_MAX_ATTEMPTS = 200  # JSON decodes per text when looking for bare calls
+_CALL_START_RE = re.compile(r"\{(?=\s*\")|\[(?=\s*\{)")
 
 
 class TextCalls(NamedTuple):
@@ -79,8 +82,25 @@ def parse_text_tool_calls(
         for name, arguments in found:
             calls.append(ToolCall(_make_id(id_seed, len(calls), name, arguments), name, arguments))
     pieces.append(text[cursor:])
-    remaining = _BLANK_LINES_RE.sub("\n\n", "".join(pieces)).strip()
+    remaining = _stitch(pieces).strip()
     return TextCalls(remaining, calls)
+
+
+def _stitch(pieces: list[str]) -> str:
+    """Join the text around removed calls, tidying whitespace only at the cuts.
+
+    The whitespace on both sides of a cut becomes one separator: a blank line if either side
+    had one, a newline if either had a newline, a space if there was any whitespace, else
+    nothing. The model's own text is otherwise left exactly as written.
+    """
+    out = pieces[0]
+    for piece in pieces[1:]:
+        left = out[len(out.rstrip()) :]
+        right = piece[: len(piece) - len(piece.lstrip())]
+        breaks = max(left.count("\n"), right.count("\n"))
+        sep = "\n" * min(breaks, 2) if breaks else (" " if left or right else "")
+        out = out.rstrip() + sep + piece.lstrip()
+    return out
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -103,31 +123,30 @@ def _fence_spans(text: str) -> Iterator[tuple[int, int, list[tuple[str, str]]]]:
 def _bare_spans(
     text: str, taken: list[tuple[int, int]]
 ) -> Iterator[tuple[int, int, list[tuple[str, str]]]]:
-    """JSON objects/arrays anywhere in the text (outside `taken` spans) that read as calls."""
+    """JSON objects/arrays anywhere in the text (outside `taken` spans) that read as calls.
+
+    Decoding is only attempted where a call can start (``{"`` or ``[{``, whitespace allowed)
+    and at most `_MAX_ATTEMPTS` times, so adversarial text cannot make the scan quadratic.
+    """
     if len(text) > _MAX_SCAN:
         return
     decoder = json.JSONDecoder()
-    pos = 0
-    while True:
-        starts = [i for i in (text.find("{", pos), text.find("[", pos)) if i >= 0]
-        if not starts:
-            return
-        start = min(starts)
-        inside = next((e for s, e in taken if s <= start < e), None)
-        if inside is not None:
-            pos = inside
+    attempts = 0
+    for m in _CALL_START_RE.finditer(text):
+        start = m.start()
+        if any(s <= start < e for s, e in taken):
             continue
+        attempts += 1
+        if attempts > _MAX_ATTEMPTS:
+            return
         try:
             value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            pos = start + 1
+        except (ValueError, RecursionError):
             continue
         found = _calls_from_value(value)
         if found:
+            taken.append((start, end))
             yield start, end, found
-            pos = end
-        else:
-            pos = start + 1
 
 
 # --- payload decoding -------------------------------------------------------------------------
@@ -139,7 +158,7 @@ def _load(payload: str) -> Any:
         return None
     try:
         return json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     if len(payload) > 100_000:
         return None
@@ -177,7 +196,7 @@ def _json_sequence(payload: str) -> list[Any]:
             break
         try:
             value, pos = decoder.raw_decode(payload, pos)
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
         values.append(value)
     return values

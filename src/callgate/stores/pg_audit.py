@@ -40,6 +40,7 @@ class PgAuditStore:
             raise ValueError(f"table name {table!r} must be a plain lower-case identifier")
         self.table = table
         self.lock_key = lock_key if lock_key is not None else _stable_key(table)
+        self._dsn = dsn
         self._conn = psycopg.connect(dsn, autocommit=True)
         self._lock = threading.Lock()
         with self._lock, self._conn.transaction():
@@ -66,8 +67,23 @@ class PgAuditStore:
             )
             self._conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_user ON {table} (user_id, seq)")
 
+    def _live(self) -> None:
+        """Reconnect after the server dropped the connection (a restart, a failover).
+
+        Only a connection known to be dead is replaced, before a new transaction starts, so an
+        append is never retried after a commit whose outcome is unknown (no duplicates)."""
+        if self._conn.broken:
+            import psycopg
+
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+
     def append(self, record: NewRecord) -> AuditEntry:
-        with self._lock, self._conn.transaction():
+        with self._lock:
+            self._live()
+            return self._append(record)
+
+    def _append(self, record: NewRecord) -> AuditEntry:
+        with self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
             row = self._conn.execute(
                 f"SELECT seq, hash FROM {self.table} ORDER BY seq DESC LIMIT 1"
