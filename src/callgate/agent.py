@@ -568,6 +568,7 @@ class Agent:
             output_tokens=response.usage.output_tokens,
             cost_usd=response.usage.cost_usd,
             duration_s=dt,
+            sensitive=self._sensitive(st.ctx, response.tool_calls),
         )
         for o in observers:
             try:
@@ -576,6 +577,14 @@ class Agent:
                 import logging
 
                 logging.getLogger("callgate.agent").exception("observer %r failed", o)
+
+    def _sensitive(self, ctx: RunContext, calls: Sequence[ToolCall]) -> dict[str, frozenset[str]]:
+        out: dict[str, frozenset[str]] = {}
+        for c in calls:
+            t, _ = self.gate.toolset.resolve(c.name, ctx)
+            if t is not None and t.annotations.sensitive:
+                out[c.name] = t.annotations.sensitive
+        return out
 
     def _result(
         self, st: _RunState, status: RunStatus, output: str, reason: str | None = None

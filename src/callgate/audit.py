@@ -456,7 +456,8 @@ class AuditLog:
                 "name": c.name,
                 "arguments": redact(
                     c.arguments,
-                    self.sensitive_params.get(c.name, frozenset()),
+                    self.sensitive_params.get(c.name, frozenset())
+                    | record.sensitive.get(c.name, frozenset()),
                     patterns=self.patterns,
                 ),
             }

@@ -143,6 +143,9 @@ class TurnRecord:
     output_tokens: int
     cost_usd: float
     duration_s: float
+    #: sensitive parameter names of each called tool, so observers can redact the proposed
+    #: arguments the same way the gate redacts validated ones
+    sensitive: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class Observer(Protocol):

@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from callgate.audit import GENESIS, AuditEntry, Head, NewRecord, Query
+from callgate.stores._audit_sql import COLUMNS, build_query, page_query, row_to_entry
 
-_COLUMNS = (
-    "seq, ts, kind, conversation_id, run_id, user_id, tenant, tool, decision, data, prev_hash, hash"
-)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -91,48 +89,30 @@ class PgAuditStore:
             seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
             entry = record.seal(seq, prev)
             self._conn.execute(
-                f"INSERT INTO {self.table} ({_COLUMNS}) VALUES "
+                f"INSERT INTO {self.table} ({COLUMNS}) VALUES "
                 "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                 _row(entry),
             )
             return entry
 
     def query(self, q: Query) -> list[AuditEntry]:
-        where = ["seq > %s"]
-        params: list[Any] = [q.after_seq]
-        for col, val in (
-            ("conversation_id", q.conversation_id),
-            ("user_id", q.user_id),
-            ("tool", q.tool),
-            ("decision", q.decision),
-            ("kind", q.kind),
-        ):
-            if val is not None:
-                where.append(f"{col} = %s")
-                params.append(val)
-        sql = (
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE {' AND '.join(where)} "
-            f"ORDER BY seq {'DESC' if q.newest_first else 'ASC'}"
-        )
-        if q.limit is not None:
-            sql += " LIMIT %s"
-            params.append(q.limit)
+        sql, params = build_query(q, self.table, "%s")
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [_entry(r) for r in rows]
+        return [row_to_entry(r) for r in rows]
 
     def iter_all(self) -> Iterator[AuditEntry]:
         last = 0
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM {self.table} WHERE seq > %s ORDER BY seq LIMIT 1000",
+                    page_query(self.table, "%s"),
                     (last,),
                 ).fetchall()
             if not rows:
                 return
             for r in rows:
-                yield _entry(r)
+                yield row_to_entry(r)
             last = int(rows[-1][0])
 
     def head(self) -> Head | None:
@@ -169,16 +149,4 @@ def _row(e: AuditEntry) -> tuple[Any, ...]:
         json.dumps(e.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         e.prev_hash,
         e.hash,
-    )
-
-
-def _entry(r: Any) -> AuditEntry:
-    try:
-        data = json.loads(r[9])
-    except (TypeError, ValueError):
-        data = {"__undecodable__": str(r[9])}
-    if not isinstance(data, dict):
-        data = {"__undecodable__": data}
-    return AuditEntry(
-        int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], data, r[10], r[11]
     )

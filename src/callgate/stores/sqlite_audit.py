@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from callgate.audit import GENESIS, AuditEntry, Head, NewRecord, Query
-
-_COLUMNS = (
-    "seq, ts, kind, conversation_id, run_id, user_id, tenant, tool, decision, data, prev_hash, hash"
-)
+from callgate.stores._audit_sql import COLUMNS, build_query, page_query, row_to_entry
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -69,7 +66,7 @@ class SqliteAuditStore:
                 seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
                 entry = record.seal(seq, prev)
                 conn.execute(
-                    f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO audit_log ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     _row(entry),
                 )
                 conn.execute("COMMIT")
@@ -80,41 +77,23 @@ class SqliteAuditStore:
             return entry
 
     def query(self, q: Query) -> list[AuditEntry]:
-        where = ["seq > ?"]
-        params: list[Any] = [q.after_seq]
-        for col, val in (
-            ("conversation_id", q.conversation_id),
-            ("user_id", q.user_id),
-            ("tool", q.tool),
-            ("decision", q.decision),
-            ("kind", q.kind),
-        ):
-            if val is not None:
-                where.append(f"{col} = ?")
-                params.append(val)
-        sql = (
-            f"SELECT {_COLUMNS} FROM audit_log WHERE {' AND '.join(where)} "
-            f"ORDER BY seq {'DESC' if q.newest_first else 'ASC'}"
-        )
-        if q.limit is not None:
-            sql += " LIMIT ?"
-            params.append(q.limit)
+        sql, params = build_query(q, "audit_log", "?")
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [_entry(r) for r in rows]
+        return [row_to_entry(r) for r in rows]
 
     def iter_all(self) -> Iterator[AuditEntry]:
         last = 0
         while True:
             with self._lock:
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT 1000",
+                    page_query("audit_log", "?"),
                     (last,),
                 ).fetchall()
             if not rows:
                 return
             for r in rows:
-                yield _entry(r)
+                yield row_to_entry(r)
             last = rows[-1][0]
 
     def head(self) -> Head | None:
@@ -143,16 +122,4 @@ def _row(e: AuditEntry) -> tuple[Any, ...]:
         json.dumps(e.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         e.prev_hash,
         e.hash,
-    )
-
-
-def _entry(r: Any) -> AuditEntry:
-    try:
-        data = json.loads(r[9])
-    except (TypeError, ValueError):
-        data = {"__undecodable__": str(r[9])}  # verify then reports the record as edited
-    if not isinstance(data, dict):
-        data = {"__undecodable__": data}
-    return AuditEntry(
-        int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], data, r[10], r[11]
     )
