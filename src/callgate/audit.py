@@ -17,22 +17,18 @@ Stores (`callgate.stores.sqlite_audit`, `callgate.stores.pg_audit`) assign seq a
 one transaction per record, serialised across processes, so the chain never forks and a crash
 never leaves half a record.
 
-`replay` re-runs a recorded conversation's proposed calls through today's gate and reports where
-the outcome differs; `add_cli` wires `callgate audit verify|head|show|replay`.
+`replay` (in `callgate.audit_replay`) re-runs a recorded conversation's proposed calls through
+today's gate and reports where the outcome differs; `add_cli` (in `callgate.audit_cli`) wires
+`callgate audit verify|head|show|replay`. Both stay importable from here.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import hashlib
 import importlib
 import json
 import logging
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,14 +41,11 @@ from callgate.redaction import DEFAULT_PATTERNS, ValuePattern, redact, redact_te
 
 if TYPE_CHECKING:
     from callgate.gate.base import Invocation, PolicyDecision
-    from callgate.messages import ToolCall, ToolResult
 
 log = logging.getLogger("callgate.audit")
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first record."""
-
-ENV_DB = "CALLGATE_AUDIT_DB"
 
 # ------------------------------------------------------------------------------------ records
 
@@ -594,414 +587,29 @@ def open_store(target: str) -> AuditStore:
     return SqliteAuditStore(target)
 
 
-# ------------------------------------------------------------------------------------ replay
+# ------------------------------------------------------------------------- moved elsewhere
+# Replay and the command line import this module, so their public names are re-exported lazily
+# (on first use) rather than imported here, which would be an import cycle.
 
+if TYPE_CHECKING:
+    from callgate.audit_cli import ENV_DB as ENV_DB
+    from callgate.audit_cli import add_cli as add_cli
+    from callgate.audit_replay import Outcome as Outcome
+    from callgate.audit_replay import ReplayedCall as ReplayedCall
+    from callgate.audit_replay import ReplayReport as ReplayReport
+    from callgate.audit_replay import replay as replay
+else:
+    _MOVED = {
+        "ENV_DB": "callgate.audit_cli",
+        "add_cli": "callgate.audit_cli",
+        "Outcome": "callgate.audit_replay",
+        "ReplayedCall": "callgate.audit_replay",
+        "ReplayReport": "callgate.audit_replay",
+        "replay": "callgate.audit_replay",
+    }
 
-@dataclass(slots=True)
-class Outcome:
-    decision: str | None
-    error_kind: str | None
-    result: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"decision": self.decision, "error_kind": self.error_kind, "result": self.result}
-
-
-@dataclass(slots=True)
-class ReplayedCall:
-    call_id: str
-    tool: str
-    recorded: Outcome | None
-    replayed: Outcome
-    differences: list[str]
-    arguments_redacted: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "call_id": self.call_id,
-            "tool": self.tool,
-            "recorded": self.recorded.to_dict() if self.recorded else None,
-            "replayed": self.replayed.to_dict(),
-            "differences": self.differences,
-            "arguments_redacted": self.arguments_redacted,
-        }
-
-
-@dataclass(slots=True)
-class ReplayReport:
-    conversation_id: str
-    calls: list[ReplayedCall] = field(default_factory=list)
-
-    @property
-    def changed(self) -> list[ReplayedCall]:
-        return [c for c in self.calls if c.differences]
-
-    @property
-    def ok(self) -> bool:
-        return not self.changed
-
-    def summary(self) -> str:
-        lines = [
-            f"replayed {len(self.calls)} call(s) of {self.conversation_id}: "
-            f"{len(self.changed)} differ"
-        ]
-        for c in self.calls:
-            mark = "DIFF" if c.differences else "same"
-            note = " (arguments were redacted)" if c.arguments_redacted else ""
-            lines.append(f"  {mark} {c.call_id} {c.tool}{note}")
-            rec = c.recorded
-            for d in c.differences:
-                old = getattr(rec, d, None) if rec else None
-                new = getattr(c.replayed, d)
-                lines.append(f"       {d}: {_short(old)!s} -> {_short(new)!s}")
-        return "\n".join(lines)
-
-
-def _short(v: Any, n: int = 80) -> Any:
-    if isinstance(v, str) and len(v) > n:
-        return v[:n] + "…"
-    return v
-
-
-class _Capture:
-    """Collects the replay gate's call records (decision and rule by call id)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, CallRecord] = {}
-
-    def on_call(self, record: CallRecord) -> None:
-        self.records[record.call_id] = record
-
-    def on_turn(self, record: TurnRecord) -> None:  # pragma: no cover - gates send no turns
-        pass
-
-
-class _RecordedResults:
-    """Innermost middleware for replay with recorded results: the tool does not run; the gate
-    returns what was recorded (so nothing happens twice in the world)."""
-
-    def __init__(self, recorded: Mapping[str, Outcome]) -> None:
-        self.recorded = recorded
-
-    async def __call__(self, inv: Invocation, next: Any) -> ToolResult:
-        from callgate.messages import ToolResult
-
-        rec = self.recorded.get(inv.call.id)
-        if rec is None:
-            from callgate.errors import TerminalToolError
-
-            raise TerminalToolError("no recorded result for this call")
-        return ToolResult(inv.call.id, inv.call.name, rec.result, rec.error_kind)
-
-
-class _RecordedApprover:
-    """Replays a person's recorded verdict instead of asking again."""
-
-    def __init__(self, recorded: Mapping[str, Outcome]) -> None:
-        self.recorded = recorded
-
-    async def check(self, inv: Invocation, decision: PolicyDecision) -> None:
-        from callgate.errors import ApprovalRequired, ToolDenied
-
-        rec = self.recorded.get(inv.call.id)
-        if rec is not None and rec.decision == "approve":
-            if rec.error_kind == "pending_approval":
-                raise ApprovalRequired("replay", "approval was still pending when recorded")
-            if rec.error_kind != "denied":
-                return
-        raise ToolDenied("denied by the approver (as recorded)", rule="replay:approver")
-
-
-def _replay_gate(gate: Any, capture: _Capture, extra: Sequence[Any], approver: Any) -> Any:
-    """A copy of `gate` with the same tools, policy and middleware that reports only to the
-    replay (never to the live audit log) and replays recorded approvals."""
-    from callgate.gate.core import Gate
-
-    return Gate(
-        gate.toolset,
-        policy=gate.policy,
-        approver=approver,
-        middleware=(*gate.middleware, *extra),
-        observers=[capture],
-        limits=gate.limits,
-        max_parallel=gate.max_parallel,
-        resource_limits=dict(gate.resource_limits),
-        max_corrections_per_run=gate.max_corrections_per_run,
-        max_result_chars=gate.max_result_chars,
-    )
-
-
-async def replay(
-    log_: AuditLog,
-    conversation_id: str,
-    gate: Any,
-    *,
-    use_recorded_results: bool = False,
-) -> ReplayReport:
-    """Re-run a recorded conversation's proposed calls through `gate` and compare outcomes.
-
-    The calls come from the recorded model turns (or, when no turn was recorded, from the call
-    records). Each turn's calls run with the conversation history rebuilt from the record (user
-    request, assistant turns, tool results), under the recorded identity. Approvals are replayed
-    from the record, never asked again. With `use_recorded_results` the tools do not run: the
-    recorded result stands in, so only validation, policy and middleware are re-checked.
-
-    Limits: arguments were redacted when recorded, so calls with masked values replay with
-    "***" (flagged `arguments_redacted`); results are compared on the recorded (redacted,
-    truncated) summary.
-    """
-    from callgate.messages import Message, ToolCall
-
-    entries = log_.entries(conversation_id=conversation_id)
-    if not entries:
-        raise LookupError(f"no audit records for conversation {conversation_id!r}")
-    recorded: dict[str, Outcome] = {}
-    call_entries: list[AuditEntry] = []
-    turns: list[AuditEntry] = []
-    for e in entries:
-        if e.kind == "call":
-            cid = str(e.data.get("call_id"))
-            recorded[cid] = Outcome(
-                e.decision, e.data.get("error_kind"), str(e.data.get("result_summary", ""))
-            )
-            call_entries.append(e)
-        elif e.kind == "turn":
-            turns.append(e)
-    first = entries[0]
-    ctx = RunContext(
-        user_id=first.user_id,
-        roles=frozenset(first.data.get("roles") or ()),
-        tenant=first.tenant,
-        request=first.data.get("request") or None,
-        conversation_id=conversation_id,
-    )
-    batches: list[tuple[str, list[ToolCall]]] = []
-    if turns:
-        for t in turns:
-            calls = [
-                ToolCall(str(c["id"]), str(c["name"]), c.get("arguments", "{}"))
-                for c in t.data.get("tool_calls", [])
-            ]
-            batches.append((str(t.data.get("text", "")), calls))
-    else:
-        for e in call_entries:
-            args = e.data.get("arguments")
-            raw = args if isinstance(args, (str, dict)) else canonical_json(args)
-            batches.append(("", [ToolCall(str(e.data.get("call_id")), e.tool or "", raw)]))
-
-    capture = _Capture()
-    extra = [_RecordedResults(recorded)] if use_recorded_results else []
-    rgate = _replay_gate(gate, capture, extra, _RecordedApprover(recorded))
-    history: list[Message] = [Message.user(ctx.request)] if ctx.request else []
-    report = ReplayReport(conversation_id)
-    for turn_no, (text, calls) in enumerate(batches, start=1):
-        if not calls:
-            continue
-        ctx.turn = turn_no
-        history.append(Message.assistant(text, calls))
-        results = await rgate.execute_many(calls, ctx, list(history))
-        for call, res in zip(calls, results, strict=True):
-            cap = capture.records.get(call.id)
-            summary = log_._text(res.content[:500], log_.max_summary_chars)
-            new = Outcome(cap.decision if cap else None, res.error_kind, summary)
-            old = recorded.get(call.id)
-            diffs = (
-                ["decision", "error_kind", "result"]
-                if old is None
-                else [
-                    f
-                    for f in ("decision", "error_kind", "result")
-                    if getattr(old, f) != getattr(new, f)
-                ]
-            )
-            masked = "***" in (
-                call.arguments
-                if isinstance(call.arguments, str)
-                else canonical_json(call.arguments)
-            )
-            report.calls.append(ReplayedCall(call.id, call.name, old, new, diffs, masked))
-            history.append(Message.tool(res))
-    return report
-
-
-# ---------------------------------------------------------------------------------------- CLI
-
-
-def add_cli(subparsers: Any) -> None:
-    """`callgate audit verify|head|show|replay`."""
-    p = subparsers.add_parser("audit", help="inspect, verify and replay the audit log")
-    sub = p.add_subparsers(dest="audit_command", required=True)
-
-    def db_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--db",
-            default=os.environ.get(ENV_DB),
-            help=f"SQLite path or postgresql:// DSN (default: ${ENV_DB})",
-        )
-
-    v = sub.add_parser("verify", help="check the hash chain; exit 1 on tampering")
-    db_arg(v)
-    v.add_argument("--anchor", help="a head kept elsewhere (SEQ:HASH) to detect a cut tail")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=_cmd_verify)
-
-    h = sub.add_parser("head", help="print the newest record's SEQ:HASH (to anchor elsewhere)")
-    db_arg(h)
-    h.set_defaults(func=_cmd_head)
-
-    s = sub.add_parser("show", help="list records")
-    db_arg(s)
-    s.add_argument("--conversation")
-    s.add_argument("--user")
-    s.add_argument("--tool")
-    s.add_argument("--decision", choices=["allow", "deny", "approve"])
-    s.add_argument("--kind")
-    s.add_argument("--limit", type=int, default=50)
-    s.add_argument("--json", action="store_true", help="one JSON object per line")
-    s.set_defaults(func=_cmd_show)
-
-    r = sub.add_parser("replay", help="re-run a conversation's calls through today's gate")
-    r.add_argument("conversation")
-    db_arg(r)
-    r.add_argument(
-        "--tools",
-        required=True,
-        help="module:attr naming a Gate, a Toolset, a list of tools, or a callable returning one",
-    )
-    r.add_argument(
-        "--use-recorded-results",
-        action="store_true",
-        help="do not run tools; re-check validation, policy and middleware only",
-    )
-    r.add_argument("--json", action="store_true")
-    r.set_defaults(func=_cmd_replay)
-
-
-def _open_for_cli(args: argparse.Namespace) -> AuditLog | None:
-    if not args.db:
-        print(f"error: give --db PATH_OR_DSN (or set ${ENV_DB})", file=sys.stderr)
-        return None
-    try:
-        return AuditLog.open(args.db)
-    except Exception as e:  # noqa: BLE001 - report any failure to open as a clear message
-        print(f"error: cannot open audit log {args.db!r}: {e}", file=sys.stderr)
-        return None
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    audit = _open_for_cli(args)
-    if audit is None:
-        return 2
-    try:
-        anchor = Head.parse(args.anchor) if args.anchor else None
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    with contextlib.closing(audit):
-        report = audit.verify(anchor)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "count": report.count,
-                    "head": str(report.head) if report.head else None,
-                    "problems": [
-                        {"kind": p.kind, "seq": p.seq, "message": p.message}
-                        for p in report.problems
-                    ],
-                }
-            )
-        )
-    else:
-        print(report.summary())
-    return 0 if report.ok else 1
-
-
-def _cmd_head(args: argparse.Namespace) -> int:
-    audit = _open_for_cli(args)
-    if audit is None:
-        return 2
-    with contextlib.closing(audit):
-        head = audit.head()
-    print(str(head) if head else "empty")
-    return 0
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    audit = _open_for_cli(args)
-    if audit is None:
-        return 2
-    with contextlib.closing(audit):
-        rows = audit.entries(
-            conversation_id=args.conversation,
-            user_id=args.user,
-            tool=args.tool,
-            decision=args.decision,
-            kind=args.kind,
-            limit=args.limit,
-            newest_first=True,
-        )
-    rows.reverse()
-    for e in rows:
-        if args.json:
-            print(json.dumps(e.to_dict(), ensure_ascii=False))
-            continue
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
-        what = e.tool or e.kind
-        detail = e.data.get("error_kind") or e.data.get("stop_reason") or ""
-        args_txt = ""
-        if e.kind == "call":
-            args_txt = _short(canonical_json(e.data.get("arguments")), 60)
-        print(
-            f"{e.seq:>6} {when} {e.kind:<8} {e.user_id or '-':<12} {what:<20} "
-            f"{e.decision or '-':<7} {detail:<12} {args_txt}"
-        )
-    return 0
-
-
-def _load_target(spec: str) -> Any:
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise ValueError(f"--tools takes module:attr, got {spec!r}")
-    obj: Any = importlib.import_module(mod_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    from callgate.gate.core import Gate
-
-    if callable(obj) and not isinstance(obj, Gate) and not hasattr(obj, "spec"):
-        obj = obj()
-    if isinstance(obj, Gate):
-        return obj
-    from callgate.tools import Tool
-
-    if isinstance(obj, Tool):
-        obj = [obj]
-    return Gate(obj)
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    audit = _open_for_cli(args)
-    if audit is None:
-        return 2
-    try:
-        sys.path.insert(0, os.getcwd())
-        gate = _load_target(args.tools)
-    except Exception as e:  # noqa: BLE001 - any import problem becomes a message
-        print(f"error: cannot load --tools {args.tools!r}: {e}", file=sys.stderr)
-        return 2
-    with contextlib.closing(audit):
-        try:
-            report = asyncio.run(
-                replay(
-                    audit, args.conversation, gate, use_recorded_results=args.use_recorded_results
-                )
-            )
-        except LookupError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            return 2
-    if args.json:
-        print(json.dumps([c.to_dict() for c in report.calls], ensure_ascii=False))
-    else:
-        print(report.summary())
-    return 0 if report.ok else 1
+    def __getattr__(name: str) -> Any:
+        module = _MOVED.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 _COMMAND_MODULES = (
     "callgate.lint",
-    "callgate.approvals",
-    "callgate.audit",
+    "callgate.approvals_cli",
+    "callgate.audit_cli",
 )
 
 
