@@ -26,6 +26,7 @@ from callgate.model import (
 )
 from callgate.providers._common import RetryPolicy
 from callgate.providers.anthropic import AnthropicModel, render_messages
+from callgate.serde import message_from_dict, message_to_dict
 from callgate.tools import Tool
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
@@ -661,6 +662,120 @@ async def test_streamed_thinking_is_assembled_and_replayed(server):
         "thinking": "Need the weather tool.",
         "signature": "sig-xyz",
     }
+
+
+THOUGHT = {"type": "thinking", "thinking": "Paris needs the tool.", "signature": "sig-Paris=="}
+REDACTED = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"}
+PARIS_CALL = {
+    "type": "tool_use",
+    "id": "toolu_p",
+    "name": "get_weather",
+    "input": {"city": "Paris"},
+}
+
+
+def thoughtful_stream() -> list[SSEEvent]:
+    """The reply [THOUGHT, REDACTED, text, PARIS_CALL] as the API streams it."""
+    return [
+        message_start(),
+        thinking_start(0),
+        thinking_delta(0, "Paris needs "),
+        thinking_delta(0, "the tool."),
+        signature_delta(0, "sig-Paris=="),
+        block_stop(0),
+        SSEEvent(
+            {"type": "content_block_start", "index": 1, "content_block": REDACTED},
+            "content_block_start",
+        ),
+        block_stop(1),
+        text_start(2),
+        text_delta(2, "Let me "),
+        text_delta(2, "check."),
+        block_stop(2),
+        tool_start(3, "toolu_p", "get_weather"),
+        json_delta(3, '{"city": '),
+        json_delta(3, '"Paris"}'),
+        block_stop(3),
+        message_delta("tool_use", 40),
+        message_stop(),
+    ]
+
+
+def through_storage(messages: list[Message]) -> list[Message]:
+    """What a paused run keeps: JSON text, read back as another process would."""
+    text = json.dumps([message_to_dict(m) for m in messages])
+    return [message_from_dict(d) for d in json.loads(text)]
+
+
+async def test_streamed_and_plain_replies_record_the_same_thinking(server):
+    server.reply_stream(thoughtful_stream())
+    server.reply([THOUGHT, REDACTED, text("Let me check."), PARIS_CALL], stop_reason="tool_use")
+    model = make_model(server, extra_body={"thinking": THINKING})
+    streamed = (await collect(model, weather_request()))[-1].response
+    plain = await model.request(weather_request())
+    assert streamed.message == plain.message
+    assert plain.message.provider_data == {"anthropic": {"thinking": [THOUGHT, REDACTED]}}
+    assert plain.text == "Let me check."
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_thinking_survives_serde_and_a_new_model(server, streamed):
+    if streamed:
+        server.reply_stream(thoughtful_stream())
+    else:
+        server.reply([THOUGHT, REDACTED, text("Let me check."), PARIS_CALL], stop_reason="tool_use")
+    server.reply([text("Sunny.")])
+    first_model = make_model(server, extra_body={"thinking": THINKING})
+    if streamed:
+        first = (await collect(first_model, weather_request()))[-1].response
+    else:
+        first = await first_model.request(weather_request())
+
+    restored = through_storage(follow_up(first, "sunny").messages)
+    assert restored[1] == first.message
+    # Another process: a new model object that has seen nothing but the stored conversation.
+    resumed = make_model(server, extra_body={"thinking": THINKING})
+    second = await resumed.request(ModelRequest(messages=restored, tools=[weather_tool().spec]))
+
+    assert second.text == "Sunny."  # the fake refuses a tool turn that does not start thinking
+    assert server.bodies[1]["messages"][1] == {
+        "role": "assistant",
+        "content": [THOUGHT, REDACTED, text("Let me check."), PARIS_CALL],
+    }
+
+
+async def test_thinking_of_a_text_turn_is_sent_back_with_it(server):
+    server.reply([THOUGHT, text("It is sunny.")])
+    server.reply([text("You are welcome.")])
+    model = make_model(server, extra_body={"thinking": THINKING})
+    first = await model.request(weather_request())
+    history = through_storage([Message.user("Weather?"), first.message, Message.user("Thanks!")])
+    await make_model(server, extra_body={"thinking": THINKING}).request(
+        ModelRequest(messages=history)
+    )
+    assert server.bodies[1]["messages"][1]["content"] == [THOUGHT, text("It is sunny.")]
+
+
+def test_thinking_without_anything_else_to_say_is_not_sent_alone():
+    empty = Message("assistant", "", provider_data={"anthropic": {"thinking": [THOUGHT]}})
+    rendered, _ = render_messages([Message.user("hi"), empty, Message.user("again")])
+    assert rendered == [
+        {"role": "user", "content": [text("hi"), text("again")]},
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"anthropic": {"thinking": "not a list"}},
+        {"anthropic": {"thinking": [{"type": "text", "text": "x"}]}},
+        {"anthropic": ["thinking"]},
+    ],
+)
+def test_malformed_stored_thinking_is_a_model_error(data):
+    turn = Message("assistant", "x", provider_data=data)
+    with pytest.raises(ModelError, match="thinking"):
+        render_messages([Message.user("hi"), turn])
 
 
 async def test_fake_refuses_a_tool_turn_without_its_thinking(server):

@@ -32,6 +32,7 @@ from callgate.providers.gemini import (
     render_contents,
     response_object,
 )
+from callgate.serde import message_from_dict, message_to_dict
 from callgate.tools import Tool, tool
 from tests.fakes.gemini_server import (
     FakeGemini,
@@ -252,6 +253,7 @@ async def test_thought_signature_is_echoed_with_its_call(server):
     server.reply([text_part("Warm.")])
     model = make_model(server)
     first = await model.request(weather_request())
+    assert first.tool_calls[0].provider_data == {"gemini": {"thought_signature": signature}}
     follow = weather_request()
     follow.messages += [
         first.message,
@@ -261,6 +263,202 @@ async def test_thought_signature_is_echoed_with_its_call(server):
     model_turn = server.bodies[1]["contents"][1]
     assert model_turn["parts"][0]["thoughtSignature"] == signature
     assert "id" not in model_turn["parts"][0]["functionCall"]
+
+
+# --- thought state travels with the conversation ---------------------------------------------
+
+# Bytes whose standard base64 holds "+" and "/", so an alphabet mix-up cannot go unnoticed.
+CALL_SIGNATURE = bytes([0xFB, 0xEF, 0xBE, 0xFF, 0xFE, 0x3E, 0x3F]) + b"call-state"
+TEXT_SIGNATURE = bytes([0xFA, 0xFF, 0xBF]) + b"text-state"
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def wire_signatures(node: Any) -> Any:
+    """`node` with every `thoughtSignature` decoded to bytes. The SDK writes bytes fields in the
+    URL-safe alphabet; the API's JSON parser (proto3 JSON) accepts either, so what must match is
+    the signature's bytes."""
+    if isinstance(node, list):
+        return [wire_signatures(v) for v in node]
+    if isinstance(node, dict):
+        return {
+            k: (
+                base64.b64decode(v.replace("-", "+").replace("_", "/"), validate=True)
+                if k == "thoughtSignature"
+                else wire_signatures(v)
+            )
+            for k, v in node.items()
+        }
+    return node
+
+
+def thought_part(value: str, signature: bytes | None = None) -> dict[str, Any]:
+    part: dict[str, Any] = {"text": value, "thought": True}
+    if signature is not None:
+        part["thoughtSignature"] = b64(signature)
+    return part
+
+
+def signed_text_part(value: str, signature: bytes) -> dict[str, Any]:
+    return {"text": value, "thoughtSignature": b64(signature)}
+
+
+# One reply, in one piece and as a stream: a thought summary, text signed at its end (streamed
+# as fragments plus an empty part that holds only the signature), a signed call, an unsigned one.
+THOUGHTFUL_PARTS = [
+    thought_part("Lima first, then Quito."),
+    signed_text_part("Checking both.", TEXT_SIGNATURE),
+    call_part("get_weather", {"city": "Lima"}, call_id="fc-1", signature=b64(CALL_SIGNATURE)),
+    call_part("get_weather", {"city": "Quito"}, call_id="fc-2"),
+]
+THOUGHTFUL_CHUNKS = [
+    {"parts": [thought_part("Lima first, ")]},
+    {"parts": [thought_part("then Quito.")]},
+    {"parts": [text_part("Checking ")]},
+    {"parts": [text_part("both."), signed_text_part("", TEXT_SIGNATURE)]},
+    {"parts": THOUGHTFUL_PARTS[2:]},
+]
+THOUGHTFUL_STATE = {
+    "gemini": {
+        "parts": [
+            {"text": "Lima first, then Quito.", "thought": True},
+            {"text": "Checking both.", "thought_signature": b64(TEXT_SIGNATURE)},
+            {"function_call": 0},
+            {"function_call": 1},
+        ]
+    }
+}
+THOUGHTFUL_WIRE_TURN = {
+    "role": "model",
+    "parts": [
+        {"text": "Lima first, then Quito.", "thought": True},
+        {"text": "Checking both.", "thoughtSignature": TEXT_SIGNATURE},
+        {
+            "functionCall": {"id": "fc-1", "name": "get_weather", "args": {"city": "Lima"}},
+            "thoughtSignature": CALL_SIGNATURE,
+        },
+        {"functionCall": {"id": "fc-2", "name": "get_weather", "args": {"city": "Quito"}}},
+    ],
+}
+
+
+def through_storage(messages: list[Message]) -> list[Message]:
+    """What a paused run keeps: JSON text, read back as another process would."""
+    text = json.dumps([message_to_dict(m) for m in messages])
+    return [message_from_dict(d) for d in json.loads(text)]
+
+
+def answered(first: Message) -> list[Message]:
+    results = [ToolResult(c.id, c.name, f"{c.arguments['city']}: 20C") for c in first.tool_calls]
+    return [
+        Message.user("Weather in Lima and Quito?"),
+        first,
+        *[Message.tool(r) for r in results],
+    ]
+
+
+async def test_streamed_and_plain_replies_record_the_same_thought_state(server):
+    server.reply_stream(
+        [chunk(c["parts"]) for c in THOUGHTFUL_CHUNKS]
+        + [response_body([], finish_reason="STOP", usage=USAGE)]
+    )
+    server.reply(THOUGHTFUL_PARTS, usage=USAGE)
+    model = make_model(server)
+    events = await collect(model, weather_request())
+    plain = await model.request(weather_request())
+
+    streamed = events[-1].response
+    assert streamed.message == plain.message
+    message = plain.message
+    assert message.content == "Checking both."  # thoughts are not answer text
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Checking ", "both."]
+    assert message.provider_data == THOUGHTFUL_STATE
+    assert [c.provider_data for c in message.tool_calls] == [
+        {"gemini": {"thought_signature": b64(CALL_SIGNATURE)}},
+        None,
+    ]
+    finished = [e.call for e in events if isinstance(e, ToolCallFinished)]
+    assert [c.provider_data for c in finished] == [c.provider_data for c in message.tool_calls]
+    json.dumps(message_to_dict(message))  # JSON-serialisable as it stands
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_thought_state_survives_serde_and_a_new_model(server, streamed):
+    if streamed:
+        server.reply_stream([chunk(c["parts"]) for c in THOUGHTFUL_CHUNKS] + [response_body([])])
+    else:
+        server.reply(THOUGHTFUL_PARTS)
+    server.reply([text_part("Both 20C.")])
+    first_model = make_model(server)
+    if streamed:
+        first = (await collect(first_model, weather_request()))[-1].response
+    else:
+        first = await first_model.request(weather_request())
+
+    restored = through_storage(answered(first.message))
+    assert restored[1] == first.message
+    resumed = make_model(server)  # another process: nothing but the stored conversation
+    reply = await resumed.request(ModelRequest(messages=restored, tools=[weather_tool().spec]))
+
+    assert reply.text == "Both 20C."
+    contents = server.bodies[1]["contents"]
+    assert wire_signatures(contents[1]) == THOUGHTFUL_WIRE_TURN
+    assert contents[2]["parts"][0]["functionResponse"]["id"] == "fc-1"
+
+
+async def test_synthesized_call_ids_keep_their_signature_through_serde(server):
+    server.reply([call_part("get_weather", {"city": "Lima"}, signature=b64(CALL_SIGNATURE))])
+    server.reply([text_part("Warm.")])
+    first = await make_model(server).request(weather_request())
+    assert is_synthetic_id(first.tool_calls[0].id)
+    restored = through_storage(answered(first.message))
+    await make_model(server).request(ModelRequest(messages=restored))
+    part = wire_signatures(server.bodies[1]["contents"][1]["parts"][0])
+    assert part == {
+        "functionCall": {"name": "get_weather", "args": {"city": "Lima"}},
+        "thoughtSignature": CALL_SIGNATURE,
+    }
+
+
+def test_an_edited_turn_drops_its_text_signature_but_keeps_thoughts_and_calls():
+    call = ToolCall("fc-1", "get_weather", {"city": "Lima"})
+    call.provider_data = {"gemini": {"thought_signature": b64(CALL_SIGNATURE)}}
+    edited = Message("assistant", "Checking Lima.", [call], provider_data=THOUGHTFUL_STATE)
+    contents, _ = render_contents([Message.user("Weather?"), edited])
+    parts = [p.model_dump(exclude_none=True) for p in contents[1].parts or []]
+    assert parts == [
+        {"text": "Lima first, then Quito.", "thought": True},
+        {"text": "Checking Lima."},
+        {
+            "function_call": {"id": "fc-1", "name": "get_weather", "args": {"city": "Lima"}},
+            "thought_signature": CALL_SIGNATURE,
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        Message("assistant", "x", provider_data={"gemini": "nope"}),
+        Message("assistant", "x", provider_data={"gemini": {"parts": [{"function_call": "0"}]}}),
+        Message(
+            "assistant",
+            "",
+            [ToolCall("c", "f", {}, {"gemini": {"thought_signature": "not base64!"}})],
+        ),
+    ],
+)
+def test_malformed_stored_state_is_a_model_error(broken):
+    with pytest.raises(ModelError, match="gemini"):
+        render_contents([Message.user("hi"), broken])
+
+
+def test_other_providers_state_is_ignored():
+    other = Message("assistant", "ok", provider_data={"anthropic": {"thinking": []}})
+    contents, _ = render_contents([Message.user("hi"), other])
+    assert [p.model_dump(exclude_none=True) for p in contents[1].parts or []] == [{"text": "ok"}]
 
 
 @pytest.mark.parametrize(

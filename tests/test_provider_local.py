@@ -23,7 +23,7 @@ from callgate.model import (
 from callgate.tools import Tool, tool
 
 pytest.importorskip("llama_cpp")
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow  # these load the real weights
 
 
 @tool
@@ -80,12 +80,14 @@ def assert_valid(calls: list[ToolCall]) -> None:
         BY_NAME[c.name].validator.validate(json.loads(c.arguments))  # raises if invalid
 
 
+@slow
 def test_is_a_streaming_model(model: object) -> None:
     assert isinstance(model, Model)
     assert isinstance(model, StreamingModel)
     assert model.name.startswith("local:")  # type: ignore[attr-defined]
 
 
+@slow
 async def test_weather_question_gets_a_valid_weather_call(model: object) -> None:
     r = await model.request(req("What is the weather like in Paris right now?"))  # type: ignore[attr-defined]
     assert r.tool_calls, r.text
@@ -97,6 +99,7 @@ async def test_weather_question_gets_a_valid_weather_call(model: object) -> None
     assert_valid(r.tool_calls)
 
 
+@slow
 async def test_tool_choice_none_yields_text_only(model: object) -> None:
     r = await model.request(req("What is the weather like in Paris?", tool_choice="none"))  # type: ignore[attr-defined]
     assert r.tool_calls == []
@@ -105,6 +108,7 @@ async def test_tool_choice_none_yields_text_only(model: object) -> None:
     assert r.stop_reason in ("end_turn", "max_tokens")
 
 
+@slow
 async def test_named_tool_choice_forces_that_tool(model: object) -> None:
     # the question is about the weather, but the caller insists on the currency tool
     r = await model.request(  # type: ignore[attr-defined]
@@ -114,12 +118,14 @@ async def test_named_tool_choice_forces_that_tool(model: object) -> None:
     assert_valid(r.tool_calls)
 
 
+@slow
 async def test_required_always_calls_even_for_chit_chat(model: object) -> None:
     r = await model.request(req("Hello there, how are you?", tool_choice="required"))  # type: ignore[attr-defined]
     assert r.tool_calls
     assert_valid(r.tool_calls)
 
 
+@slow
 async def test_parallel_disabled_gives_at_most_one_call(model: object) -> None:
     r = await model.request(  # type: ignore[attr-defined]
         req(
@@ -132,6 +138,7 @@ async def test_parallel_disabled_gives_at_most_one_call(model: object) -> None:
     assert_valid(r.tool_calls)
 
 
+@slow
 @pytest.mark.parametrize(
     "prompt",
     [
@@ -149,6 +156,7 @@ async def test_arguments_always_validate(model: object, prompt: str) -> None:
     assert len(keys) == len(set(keys)), "identical calls must not be repeated"
 
 
+@slow
 async def test_calls_already_answered_this_turn_are_not_repeated(model: object) -> None:
     first = await model.request(req("What is the weather like in Paris?", tool_choice="required"))  # type: ignore[attr-defined]
     history = [
@@ -162,6 +170,7 @@ async def test_calls_already_answered_this_turn_are_not_repeated(model: object) 
     assert again.tool_calls or again.text.strip()
 
 
+@slow
 async def test_stream_matches_request(model: object) -> None:
     for request in (req("What is the weather like in Rome?"), req("Say hi.", tool_choice="none")):
         expected = await model.request(request)  # type: ignore[attr-defined]
@@ -183,6 +192,7 @@ async def test_stream_matches_request(model: object) -> None:
             assert finished and finished[0].call.arguments == call.arguments
 
 
+@slow
 async def test_breaking_out_of_a_stream_releases_the_model(model: object) -> None:
     stream = model.stream(req("Write a long story about a dragon.", tool_choice="none"))  # type: ignore[attr-defined]
     async for _ in stream:
@@ -192,6 +202,7 @@ async def test_breaking_out_of_a_stream_releases_the_model(model: object) -> Non
     assert r.tool_calls
 
 
+@slow
 async def test_bad_requests_get_clear_errors(model: object) -> None:
     with pytest.raises(ModelError, match="not among the request's tools"):
         await model.request(req("hi", tool_choice=NamedToolChoice("nope")))  # type: ignore[attr-defined]
@@ -206,6 +217,7 @@ def test_missing_weights_file_is_a_clear_error() -> None:
         LocalModel("/nonexistent/model.gguf")
 
 
+@slow
 async def test_agent_runs_a_real_tool_through_the_gate(model: object) -> None:
     from callgate.agent import Agent
 
@@ -227,3 +239,50 @@ async def test_agent_runs_a_real_tool_through_the_gate(model: object) -> None:
     assert result.tool_calls >= 1
     assert any(r.name == "weather_report" and not r.is_error for r in result.results)
     assert result.status in ("completed", "stopped")
+
+
+# --- decoding decisions, without the model ------------------------------------------------------
+
+
+def _c(name: str, **args: object) -> object:
+    from callgate.providers.local import _Call, _call_key
+
+    text = json.dumps(args)
+    return _Call(name, text, _call_key(name, text))
+
+
+def test_grounding_counts_only_free_values_found_in_the_conversation() -> None:
+    from callgate.providers.local import _grounded, _grounded_share
+
+    text = "what's the weather in new york on day 3, in celsius? budget 2.5 or 10"
+    assert _grounded("New York", text) and _grounded(3, text) and _grounded(2.5, text)
+    assert _grounded(10.0, text)  # 10.0 is written "10"
+    assert not _grounded(1, text)  # the "1" of "10" is not the number 1
+    assert not _grounded("Paris", text) and not _grounded(True, text) and not _grounded("n", text)
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "enum": ["celsius", "kelvin"]},
+            "days": {"type": "integer", "default": 7},
+        },
+    }
+    # enum members and defaults are picked from the schema, so they do not count either way
+    assert _grounded_share(_c("w", city="New York", unit="kelvin", days=7), schema, text) == 1.0
+    assert _grounded_share(_c("w", city="Paris", days=3), schema, text) == 0.5
+    assert _grounded_share(_c("w", unit="kelvin"), schema, text) is None
+
+
+def test_extra_calls_must_bring_new_values_from_the_request() -> None:
+    from callgate.providers.local import _adds_information
+
+    text = "weather in boston and in tokyo, in celsius"
+    first = [_c("weather", city="Boston")]
+    assert _adds_information(_c("weather", city="Tokyo"), first, text)
+    assert not _adds_information(_c("weather", city="Boston"), first, text)  # nothing new
+    assert not _adds_information(_c("weather", city="Lima"), first, text)  # not in the request
+    # same tool, same city, only an optional argument added: not a second item
+    assert not _adds_information(_c("weather", city="Boston", unit="celsius"), first, text)
+    # another tool may reuse earlier values, but must add one of its own from the request
+    assert _adds_information(_c("time", city="Tokyo"), first, text)
+    assert not _adds_information(_c("time", city="Boston"), first, text)

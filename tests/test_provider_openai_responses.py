@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,8 @@ from callgate.model import (
     ToolCallStarted,
 )
 from callgate.providers._common import RetryPolicy
-from callgate.providers.openai_responses import OpenAIResponsesModel
+from callgate.providers.openai_responses import OpenAIResponsesModel, responses_input
+from callgate.serde import message_from_dict, message_to_dict
 from callgate.tools import ToolSpec
 from tests.fakes.http import Reply
 from tests.fakes.openai_server import (
@@ -458,6 +460,231 @@ async def test_stream_broken_midway(server: FakeOpenAIServer, sleeps: Sleeps) ->
             seen.append(e)
     assert seen[:2] == [TextDelta("On "), TextDelta("it.")]
     assert not any(isinstance(e, ResponseFinished) for e in seen)
+
+
+# --- reasoning items travel with the conversation -------------------------------------------
+
+REASONING = {
+    "type": "reasoning",
+    "id": "rs_1",
+    "summary": [{"type": "summary_text", "text": "Oslo needs the weather tool."}],
+    "encrypted_content": "gAAAAABoEncrypted+Reasoning/State==",
+}
+REASONING_2 = {
+    "type": "reasoning",
+    "id": "rs_2",
+    "summary": [],
+    "encrypted_content": "gAAAAABoSecond+Step==",
+}
+
+
+def reasoning_output() -> list[dict[str, Any]]:
+    return [
+        REASONING,
+        message_item("Checking."),
+        fc_item("call_1", "get_weather", '{"city": "Oslo"}', id="fc_1"),
+    ]
+
+
+def reasoning_stream() -> list[dict[str, Any]]:
+    """`reasoning_output` streamed: the reasoning item is announced with part of its encrypted
+    content and only complete in `response.output_item.done`."""
+    base = response_object([], status="in_progress", usage=None)
+    partial = {**REASONING, "encrypted_content": "gAAAAABo"}
+    call = fc_item("call_1", "get_weather", "", id="fc_1", status="in_progress")
+    text = {"type": "response.output_text.delta", "output_index": 1, "item_id": "msg_1"}
+    return [
+        {"type": "response.created", "response": base},
+        {"type": "response.output_item.added", "output_index": 0, "item": partial},
+        {"type": "response.output_item.done", "output_index": 0, "item": REASONING},
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": []},
+        },
+        {**text, "content_index": 0, "delta": "Check", "logprobs": []},
+        {**text, "content_index": 0, "delta": "ing.", "logprobs": []},
+        {"type": "response.output_item.added", "output_index": 2, "item": call},
+        {
+            "type": "response.function_call_arguments.delta",
+            "output_index": 2,
+            "item_id": "fc_1",
+            "delta": '{"city": "Oslo"}',
+        },
+        {
+            "type": "response.function_call_arguments.done",
+            "output_index": 2,
+            "item_id": "fc_1",
+            "arguments": '{"city": "Oslo"}',
+        },
+        {"type": "response.completed", "response": response_object(reasoning_output())},
+    ]
+
+
+def through_storage(messages: list[Message]) -> list[Message]:
+    """What a paused run keeps: JSON text, read back as another process would."""
+    text = json.dumps([message_to_dict(m) for m in messages])
+    return [message_from_dict(d) for d in json.loads(text)]
+
+
+def answered(first: Message) -> list[Message]:
+    return [
+        Message.user("Weather in Oslo?"),
+        first,
+        Message.tool(ToolResult(first.tool_calls[0].id, "get_weather", "-2C")),
+    ]
+
+
+ANSWERED_INPUT = [
+    {"type": "message", "role": "user", "content": "Weather in Oslo?"},
+    REASONING,
+    {"type": "message", "role": "assistant", "content": "Checking."},
+    {
+        "type": "function_call",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": '{"city": "Oslo"}',
+    },
+    {"type": "function_call_output", "call_id": "call_1", "output": "-2C"},
+]
+
+
+async def test_streamed_and_plain_replies_record_the_same_reasoning(
+    server: FakeOpenAIServer, sleeps: Sleeps
+) -> None:
+    server.enqueue(
+        responses_stream(reasoning_stream()),
+        Reply.json_body(response_object(reasoning_output())),
+    )
+    model = make_model(server, sleeps, store=False, include_encrypted_reasoning=True)
+    req = ModelRequest(messages=[Message.user("Weather in Oslo?")], tools=[WEATHER])
+    streamed = (await collect(model, req))[-1].response
+    plain = await model.request(req)
+    assert streamed.message == plain.message
+    assert plain.message.provider_data == {
+        "openai_responses": {
+            "output": [
+                REASONING,
+                {"type": "message"},
+                {"type": "function_call", "index": 0},
+            ]
+        }
+    }
+    for body in (server.requests[0].json, server.requests[1].json):
+        assert body["include"] == ["reasoning.encrypted_content"] and body["store"] is False
+
+
+async def test_stream_without_final_response_keeps_the_finished_reasoning_item(
+    server: FakeOpenAIServer, sleeps: Sleeps
+) -> None:
+    server.enqueue(responses_stream(reasoning_stream()[:-1]))
+    events = await collect(
+        make_model(server, sleeps), ModelRequest(messages=[Message.user("x")], tools=[WEATHER])
+    )
+    message = events[-1].response.message
+    assert message.provider_data["openai_responses"]["output"][0] == REASONING
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_reasoning_survives_serde_and_a_new_model(
+    server: FakeOpenAIServer, sleeps: Sleeps, streamed: bool
+) -> None:
+    first_reply = (
+        responses_stream(reasoning_stream())
+        if streamed
+        else Reply.json_body(response_object(reasoning_output()))
+    )
+    server.enqueue(first_reply, Reply.json_body(response_object([message_item("-2C.")])))
+    options: dict[str, Any] = {"store": False, "include_encrypted_reasoning": True}
+    req = ModelRequest(messages=[Message.user("Weather in Oslo?")], tools=[WEATHER])
+    first_model = make_model(server, sleeps, **options)
+    if streamed:
+        first = (await collect(first_model, req))[-1].response
+    else:
+        first = await first_model.request(req)
+
+    restored = through_storage(answered(first.message))
+    assert restored[1] == first.message
+    # Another process: a new model object that has seen nothing but the stored conversation.
+    resumed = make_model(server, sleeps, **options)
+    await resumed.request(ModelRequest(messages=restored, tools=[WEATHER]))
+    assert server.requests[1].json["input"] == ANSWERED_INPUT
+
+
+async def test_reasoning_items_keep_their_place_among_calls(
+    server: FakeOpenAIServer, sleeps: Sleeps
+) -> None:
+    output = [
+        REASONING,
+        fc_item("call_1", "get_weather", '{"city": "Oslo"}', id="fc_1"),
+        REASONING_2,
+        fc_item("call_2", "get_time", '{"tz": "Europe/Oslo"}', id="fc_2"),
+    ]
+    server.enqueue(
+        Reply.json_body(response_object(output)),
+        Reply.json_body(response_object([message_item("Done.")])),
+    )
+    model = make_model(server, sleeps, store=False, include_encrypted_reasoning=True)
+    first = await model.request(ModelRequest(messages=[Message.user("x")], tools=[WEATHER, TIME]))
+    history = through_storage(
+        [
+            Message.user("x"),
+            first.message,
+            Message.tool(ToolResult("call_1", "get_weather", "-2C")),
+            Message.tool(ToolResult("call_2", "get_time", "09:00")),
+        ]
+    )
+    await make_model(server, sleeps, store=False).request(
+        ModelRequest(messages=history, tools=[WEATHER, TIME])
+    )
+    sent = server.requests[1].json["input"]
+    assert [(i["type"], i.get("id") or i.get("call_id")) for i in sent] == [
+        ("message", None),
+        ("reasoning", "rs_1"),
+        ("function_call", "call_1"),
+        ("reasoning", "rs_2"),
+        ("function_call", "call_2"),
+        ("function_call_output", "call_1"),
+        ("function_call_output", "call_2"),
+    ]
+    assert sent[1] == REASONING and sent[3] == REASONING_2
+
+
+def test_reasoning_without_encrypted_content_needs_a_store() -> None:
+    bare = {"type": "reasoning", "id": "rs_1", "summary": []}
+    turn = Message.assistant("", [ToolCall("call_1", "get_weather", '{"city": "Oslo"}')])
+    turn.provider_data = {
+        "openai_responses": {"output": [bare, {"type": "function_call", "index": 0}]}
+    }
+    request = ModelRequest(messages=[Message.user("x"), turn])
+    kinds = [i["type"] for i in responses_input(request, store=False)]
+    assert kinds == ["message", "function_call"]  # an id alone cannot be resolved: left out
+    assert responses_input(request)[1] == bare  # stored server-side: the id is enough
+    assert responses_input(request, store=True)[1] == bare
+
+
+def test_reasoning_is_never_sent_without_the_item_it_led_to() -> None:
+    # e.g. the agent's final answer drops the calls a turn still proposed
+    turn = Message.assistant("")
+    turn.provider_data = {
+        "openai_responses": {"output": [REASONING, {"type": "function_call", "index": 0}]}
+    }
+    request = ModelRequest(messages=[Message.user("x"), turn, Message.user("y")])
+    assert [i["type"] for i in responses_input(request)] == ["message", "message"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"openai_responses": {"output": "nope"}},
+        {"openai_responses": {"output": [{"type": "web_search_call"}]}},
+        {"openai_responses": {"output": [{"type": "function_call", "index": "0"}]}},
+    ],
+)
+def test_malformed_stored_reasoning_is_refused(data: dict[str, Any]) -> None:
+    turn = Message("assistant", "ok", provider_data=data)
+    with pytest.raises(ValueError, match="openai_responses"):
+        responses_input(ModelRequest(messages=[Message.user("x"), turn]))
 
 
 # --- failures and retries -----------------------------------------------------------------------

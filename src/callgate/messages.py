@@ -27,6 +27,9 @@ class ToolCall:
     id: str
     name: str
     arguments: str | dict[str, Any] = "{}"
+    #: opaque provider state that must travel back with this call on the next request
+    #: (e.g. Gemini thought signatures); JSON-serialisable, persisted with paused runs
+    provider_data: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +68,10 @@ class Message:
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_result: ToolResult | None = None
+    #: opaque provider state of this turn that must be sent back verbatim (e.g. Anthropic
+    #: thinking blocks, OpenAI Responses reasoning items); JSON-serialisable, persisted with
+    #: paused runs. Keyed by provider name so one conversation can move between providers.
+    provider_data: dict[str, Any] | None = None
 
     @classmethod
     def system(cls, text: str) -> Message:

@@ -90,15 +90,20 @@ _GLOB_CHARS: Final = frozenset("*?[")
 class DefaultPolicy:
     """Read-only tools run; destructive tools need approval; other tools run."""
 
+    # decisions are immutable, so the three possible ones are built once
+    _DESTRUCTIVE = PolicyDecision(
+        "approve", "default:destructive", "destructive tools need approval"
+    )
+    _READ_ONLY = PolicyDecision("allow", "default:read_only")
+    _OTHER = PolicyDecision("allow", "default:other")
+
     def decide(self, tool: Tool, args: dict[str, Any], ctx: RunContext) -> PolicyDecision:
-        ann = tool.annotations
+        ann = tool.spec.annotations
         if ann.destructive:
-            return PolicyDecision(
-                "approve", "default:destructive", "destructive tools need approval"
-            )
+            return self._DESTRUCTIVE
         if ann.read_only:
-            return PolicyDecision("allow", "default:read_only")
-        return PolicyDecision("allow", "default:other")
+            return self._READ_ONLY
+        return self._OTHER
 
     def visible(self, tool: Tool, ctx: RunContext) -> bool:
         return True

@@ -259,7 +259,9 @@ class PydanticValidator:
             return None
         if len(m.__pydantic_fields_set__) != raw.count(":"):
             return None
-        return dict(m.__dict__)
+        # the model instance is thrown away, so its field dict can be handed over as it is
+        fields: dict[str, Any] = m.__dict__
+        return fields
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:
         try:

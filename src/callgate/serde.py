@@ -9,11 +9,14 @@ from callgate.messages import Message, ToolCall, ToolResult, Usage
 
 
 def call_to_dict(c: ToolCall) -> dict[str, Any]:
-    return {"id": c.id, "name": c.name, "arguments": c.arguments}
+    d: dict[str, Any] = {"id": c.id, "name": c.name, "arguments": c.arguments}
+    if c.provider_data:
+        d["provider_data"] = c.provider_data
+    return d
 
 
 def call_from_dict(d: dict[str, Any]) -> ToolCall:
-    return ToolCall(str(d["id"]), str(d["name"]), d.get("arguments", "{}"))
+    return ToolCall(str(d["id"]), str(d["name"]), d.get("arguments", "{}"), d.get("provider_data"))
 
 
 def result_to_dict(r: ToolResult) -> dict[str, Any]:
@@ -44,6 +47,8 @@ def message_to_dict(m: Message) -> dict[str, Any]:
         d["tool_calls"] = [call_to_dict(c) for c in m.tool_calls]
     if m.tool_result is not None:
         d["tool_result"] = result_to_dict(m.tool_result)
+    if m.provider_data:
+        d["provider_data"] = m.provider_data
     return d
 
 
@@ -53,6 +58,7 @@ def message_from_dict(d: dict[str, Any]) -> Message:
         d.get("content", ""),
         [call_from_dict(c) for c in d.get("tool_calls", [])],
         result_from_dict(d["tool_result"]) if d.get("tool_result") else None,
+        d.get("provider_data"),
     )
 
 

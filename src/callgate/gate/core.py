@@ -89,6 +89,7 @@ class Gate:
         self.middleware = tuple(middleware)
         self.observers = list(observers)
         self.checks = tuple(checks)
+        self._visible_hooks = tuple(m.visible for m in self.middleware if hasattr(m, "visible"))
         self.limits = limits
         self.max_parallel = max(1, max_parallel)
         self.resource_limits = dict(resource_limits or {})
@@ -113,7 +114,7 @@ class Gate:
         too: a tool the run cannot see is unknown to it, even when called by name."""
         if not self.policy.visible(tool, ctx):
             return False
-        return all(m.visible(tool, ctx) for m in self.middleware if hasattr(m, "visible"))
+        return all(visible(tool, ctx) for visible in self._visible_hooks)
 
     def specs(self, ctx: RunContext) -> list[ToolSpec]:
         return [t.spec for t in self.list_tools(ctx)]
@@ -223,6 +224,8 @@ class Gate:
                 res.content = render.render_correctable(tool.name, res.content, left)
                 if left is not None and left <= 0:
                     res.metadata["correction_budget_exhausted"] = True
+            if not self.observers and not tool.deprecated:
+                return res
             return self._finish(res, call, ctx, tool, args, decision.effect, decision.rule, t0, inv)
         except ApprovalRequired as ar:
             name = tool.name if tool else call.name
@@ -367,9 +370,25 @@ class Gate:
         """Timeout, retry with backoff (only where safe), and the actual call.
 
         The first attempt is the fast path; classification and retries live in `_retry`."""
-        if inv.tool.options.resource is None:
+        tool = inv.tool
+        opts = tool.options
+        if opts.resource is None:
             try:
-                value = await self._call_once(inv)
+                if tool.is_async and tool.context_param is None:
+                    # inlined `_call_once` for the common case (one coroutine fewer per call)
+                    coro = tool.fn(**inv.args)
+                    try:
+                        first = coro.send(None)
+                    except StopIteration as stop:
+                        value = stop.value
+                    else:
+                        if opts.timeout_s is None:
+                            value = await _continue(coro, first)
+                        else:
+                            async with asyncio.timeout(opts.timeout_s):
+                                value = await _continue(coro, first)
+                else:
+                    value = await self._call_once(inv)
             except asyncio.CancelledError:
                 raise
             except BaseException as e:  # noqa: BLE001 - classified in _retry

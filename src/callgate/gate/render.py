@@ -195,6 +195,8 @@ def render_value(value: Any, max_chars: int) -> str:
     """A tool's return value as text for the model (JSON for structured values)."""
     if isinstance(value, str):
         text = value
+    elif value.__class__ is int:
+        text = str(value)
     elif value is None:
         text = "null"
     else:

@@ -11,6 +11,11 @@ module therefore guarantees:
   `{}`: the gate has already told the model what was wrong, and replaying the bad text would
   make the API refuse the whole conversation.
 - Text blocks are never empty (the API rejects them).
+- With extended thinking, an assistant turn's `thinking` / `redacted_thinking` blocks are sent
+  back unchanged (signature included) at the start of that turn; the API refuses a tool-use turn
+  without them. They travel with the conversation in
+  `Message.provider_data["anthropic"]["thinking"]`, so a run saved by `callgate.serde` and
+  resumed in another process still sends them.
 
 The SDK's own retries are switched off; `call_with_retries` applies one policy to every provider
 (429, 5xx and 529 "overloaded" with backoff honouring Retry-After; 400 at once with the API's
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,23 +119,28 @@ def _tool_result_block(result: ToolResult) -> dict[str, Any]:
     return block
 
 
-ThinkingLookup = Callable[[str], list[dict[str, Any]] | None]
+def stored_thinking(message: Message) -> list[dict[str, Any]]:
+    """The thinking blocks recorded on an assistant turn (`[]` when there are none)."""
+    state = (message.provider_data or {}).get(PROVIDER)
+    if state is None:
+        return []
+    blocks = state.get("thinking", []) if isinstance(state, dict) else None
+    if not isinstance(blocks, list) or not all(
+        isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking") for b in blocks
+    ):
+        raise ModelError(
+            "anthropic: provider_data['anthropic']['thinking'] of an assistant turn must be a "
+            "list of thinking / redacted_thinking blocks"
+        )
+    return [dict(block) for block in blocks]
 
 
-def _no_thinking(_call_id: str) -> list[dict[str, Any]] | None:
-    return None
-
-
-def _blocks_of(message: Message, thinking_of: ThinkingLookup) -> list[dict[str, Any]]:
+def _blocks_of(message: Message) -> list[dict[str, Any]]:
     if message.role == "tool":
         if message.tool_result is None:
             raise ModelError("a tool message has no tool_result to send to Anthropic")
         return [_tool_result_block(message.tool_result)]
     blocks: list[dict[str, Any]] = []
-    if message.role == "assistant" and message.tool_calls:
-        # With extended thinking, the thinking blocks of a tool-use turn must be sent back
-        # unchanged (signature included) ahead of its tool_use blocks.
-        blocks.extend(thinking_of(message.tool_calls[0].id) or [])
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     if message.role == "assistant":
@@ -144,19 +153,20 @@ def _blocks_of(message: Message, thinking_of: ThinkingLookup) -> list[dict[str, 
                     "input": decode_arguments(call.arguments),
                 }
             )
+        if blocks:
+            # The turn's thinking goes back unchanged, ahead of everything else it said.
+            blocks[:0] = stored_thinking(message)
     return blocks
 
 
-def render_messages(
-    messages: list[Message], thinking_of: ThinkingLookup = _no_thinking
-) -> tuple[list[dict[str, Any]], str | None]:
+def render_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], str | None]:
     """Neutral messages -> (Anthropic `messages`, system text found among them).
 
     `ModelRequest.messages` should not hold system messages; any that slipped in are returned
     separately so they still reach the top-level `system` field rather than being dropped.
     Consecutive entries of one role are merged into one message, and inside a user message the
-    `tool_result` blocks are put first, as the API requires. `thinking_of(first_call_id)` gives
-    the thinking blocks to replay in front of a tool-use turn.
+    `tool_result` blocks are put first, as the API requires. An assistant turn's recorded
+    thinking blocks (see `stored_thinking`) are put back in front of it.
     """
     out: list[dict[str, Any]] = []
     system_parts: list[str] = []
@@ -166,7 +176,7 @@ def render_messages(
                 system_parts.append(message.content)
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks_of(message, thinking_of)
+        blocks = _blocks_of(message)
         if not blocks:
             continue
         if out and out[-1]["role"] == role:
@@ -228,12 +238,18 @@ def thinking_blocks(content: Any) -> list[dict[str, Any]]:
     return out
 
 
+def thinking_state(blocks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`Message.provider_data` for a turn with these thinking blocks (None without any)."""
+    return {PROVIDER: {"thinking": blocks}} if blocks else None
+
+
 def parse_message(data: Mapping[str, Any], *, raw: Any = None) -> ModelResponse:
     """A Messages API reply (as a JSON object) -> `ModelResponse`.
 
     Text blocks are concatenated; every `tool_use` block becomes a `ToolCall` with its `input`
     object as arguments, in order. Thinking and server-tool blocks are not part of the neutral
-    message (see `thinking_blocks` for how thinking is kept).
+    message: thinking blocks are kept, as `thinking_blocks` gives them, in the message's
+    `provider_data` (see `thinking_state`).
     """
     text: list[str] = []
     calls: list[ToolCall] = []
@@ -246,8 +262,10 @@ def parse_message(data: Mapping[str, Any], *, raw: Any = None) -> ModelResponse:
             arguments = raw_input if isinstance(raw_input, dict) else {}
             calls.append(ToolCall(str(block.get("id") or ""), str(block.get("name")), arguments))
     stop = map_stop_reason(data.get("stop_reason"), _STOP_REASONS, has_tool_calls=bool(calls))
+    message = Message.assistant("".join(text), calls)
+    message.provider_data = thinking_state(thinking_blocks(data.get("content")))
     return ModelResponse(
-        message=Message.assistant("".join(text), calls),
+        message=message,
         usage=_usage(data.get("usage")),
         stop_reason=stop,
         model=str(data.get("model") or ""),
@@ -282,8 +300,12 @@ class AnthropicStreamAssembler:
         self._model = ""
         self._id = ""
         self.stopped = False
-        #: thinking blocks of this turn, in order, ready to be replayed
-        self.thinking: list[dict[str, Any]] = []
+        self._thinking: dict[int, dict[str, Any]] = {}
+
+    @property
+    def thinking(self) -> list[dict[str, Any]]:
+        """The turn's completed thinking blocks in block order, as they are replayed."""
+        return [self._thinking[index] for index in sorted(self._thinking)]
 
     def feed(self, event: Mapping[str, Any]) -> list[ModelStreamEvent]:
         kind = event.get("type")
@@ -327,9 +349,10 @@ class AnthropicStreamAssembler:
             return [ToolCallStarted(entry.call_index, entry.id, entry.name)]
         self._blocks[index] = _Block(kind)
         if kind == "redacted_thinking":
-            self.thinking.append({"type": "redacted_thinking", "data": block.get("data") or ""})
+            self._thinking[index] = {"type": "redacted_thinking", "data": block.get("data") or ""}
         elif kind == "thinking":
             self._blocks[index].parts.append(str(block.get("thinking") or ""))
+            self._blocks[index].signature = str(block.get("signature") or "")
         if kind == "text" and block.get("text"):
             self._text.append(str(block["text"]))
             return [TextDelta(str(block["text"]))]
@@ -365,9 +388,11 @@ class AnthropicStreamAssembler:
     def _stop(self, index: int) -> list[ModelStreamEvent]:
         entry = self._blocks.get(index)
         if entry is not None and entry.kind == "thinking":
-            self.thinking.append(
-                {"type": "thinking", "thinking": "".join(entry.parts), "signature": entry.signature}
-            )
+            self._thinking[index] = {
+                "type": "thinking",
+                "thinking": "".join(entry.parts),
+                "signature": entry.signature,
+            }
             return []
         if entry is None or entry.kind != "tool_use":
             return []
@@ -389,8 +414,10 @@ class AnthropicStreamAssembler:
                 arguments = decoded
             calls.append(ToolCall(call.id, call.name, arguments))
         stop = map_stop_reason(self._stop_reason, _STOP_REASONS, has_tool_calls=bool(calls))
+        message = Message.assistant("".join(self._text), calls)
+        message.provider_data = thinking_state(self.thinking)
         return ModelResponse(
-            message=Message.assistant("".join(self._text), calls),
+            message=message,
             usage=_usage(self._usage),
             stop_reason=stop,
             model=self._model,
@@ -451,9 +478,9 @@ class AnthropicModel:
     `extra_body` is merged into every request body (e.g. `{"thinking": ...}`,
     `{"metadata": ...}`); `ModelRequest.extra` is merged on top of it per request.
 
-    With extended thinking, a tool-use turn's thinking blocks must be replayed with it. Neutral
-    messages cannot carry them, so the model object keeps them (bounded, keyed by the turn's
-    first call id) and puts them back when that turn is sent again.
+    With extended thinking, a turn's thinking blocks are recorded in its message's
+    `provider_data` and sent back with it (see the module notes), so the model object itself
+    keeps no conversation state: any instance, in any process, can continue a conversation.
     """
 
     def __init__(
@@ -468,7 +495,6 @@ class AnthropicModel:
         timeout: float | None = 120.0,
         retry: RetryPolicy | None = None,
         extra_body: Mapping[str, Any] | None = None,
-        thinking_cache_size: int = 1024,
     ) -> None:
         if not model:
             raise ValueError("model must name an Anthropic model, e.g. 'claude-sonnet-4-5'")
@@ -489,21 +515,10 @@ class AnthropicModel:
         self._client = client
         # Seam for tests: observe backoff waits without spending them.
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        self._thinking: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-        self._thinking_cache_size = max(0, thinking_cache_size)
 
     @property
     def name(self) -> str:
         return self._model
-
-    def _remember_thinking(self, response: ModelResponse, blocks: list[dict[str, Any]]) -> None:
-        if not blocks or not response.tool_calls or self._thinking_cache_size == 0:
-            return
-        key = response.tool_calls[0].id
-        self._thinking[key] = blocks
-        self._thinking.move_to_end(key)
-        while len(self._thinking) > self._thinking_cache_size:
-            self._thinking.popitem(last=False)
 
     @property
     def client(self) -> anthropic.AsyncAnthropic:
@@ -511,7 +526,7 @@ class AnthropicModel:
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The Messages API request body for `request` (what the SDK sends, minus `stream`)."""
-        messages, stray_system = render_messages(request.messages, self._thinking.get)
+        messages, stray_system = render_messages(request.messages)
         system = "\n\n".join(s for s in (request.system, stray_system) if s)
         body: dict[str, Any] = {
             "model": self._model,
@@ -538,10 +553,7 @@ class AnthropicModel:
             classify=classify_anthropic,
             sleep=self._sleep,
         )
-        data = reply.model_dump(mode="json")
-        response = parse_message(data, raw=reply)
-        self._remember_thinking(response, thinking_blocks(data.get("content")))
-        return response
+        return parse_message(reply.model_dump(mode="json"), raw=reply)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Stream one turn.
@@ -582,9 +594,7 @@ class AnthropicModel:
                 "anthropic: the stream ended before message_stop; the turn is incomplete",
                 retryable=True,
             )
-        response = assembler.finish()
-        self._remember_thinking(response, assembler.thinking)
-        yield ResponseFinished(response)
+        yield ResponseFinished(assembler.finish())
 
     async def _open_stream(
         self, body: dict[str, Any]

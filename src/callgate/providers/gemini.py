@@ -13,9 +13,13 @@ What the wire format asks for, and what this module guarantees:
   rendered, the id leads back to the call's name and position; a synthesized id is never sent to
   the API, an id the API gave is echoed.
 - Tool schemas are reduced to the subset Gemini accepts by `callgate.dialects.to_gemini`.
-- Thinking models attach a `thoughtSignature` to a call that must be echoed with it on the next
-  request. Neutral `ToolCall`s have no place for it, so the model object remembers the signature
-  per call id (bounded) and re-attaches it when the call is rendered again.
+- Thinking models attach a `thoughtSignature` to parts of a reply (to a call, to a text part, to
+  a thought part) that must be echoed on that part when the turn is sent again; for function
+  calls the API refuses a turn whose signature is missing. The state travels with the
+  conversation, so a run saved by `callgate.serde` and resumed in another process still sends
+  it: a call's signature is `ToolCall.provider_data["gemini"]["thought_signature"]`, and when
+  the turn had thought parts or signed text, `Message.provider_data["gemini"]["parts"]` records
+  the turn's part layout (see `turn_layout`). Signatures are stored as standard base64 text.
 
 The SDK's own retries are disabled per request; `call_with_retries` applies the shared policy.
 Streaming delivers whole `functionCall` parts (no argument deltas), so each call is emitted as
@@ -25,10 +29,11 @@ started, one delta carrying its complete JSON, finished.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +70,13 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "GeminiModel needs the google-genai SDK: pip install 'callgate[gemini]'"
     ) from exc
 
-__all__ = ["GeminiModel", "GeminiStreamAssembler", "is_synthetic_id", "render_contents"]
+__all__ = [
+    "GeminiModel",
+    "GeminiStreamAssembler",
+    "is_synthetic_id",
+    "render_contents",
+    "turn_layout",
+]
 
 PROVIDER = "gemini"
 
@@ -149,24 +160,116 @@ def response_object(result: ToolResult) -> dict[str, Any]:
     return {"result": text}
 
 
-SignatureLookup = Callable[[str], bytes | None]
+# --- provider state ------------------------------------------------------------------------
 
 
-def _model_parts(message: Message, signature_of: SignatureLookup) -> list[types.Part]:
-    parts: list[types.Part] = []
+def encode_signature(signature: bytes) -> str:
+    """A thought signature as JSON text (standard base64)."""
+    return base64.b64encode(signature).decode("ascii")
+
+
+def decode_signature(text: Any, where: str) -> bytes:
+    """The bytes of a stored signature; the URL-safe alphabet is accepted as well."""
+    if not isinstance(text, str) or not text:
+        raise ModelError(f"gemini: {where}: thought_signature must be non-empty base64 text")
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ModelError(f"gemini: {where}: thought_signature is not base64: {exc}") from exc
+
+
+def _state(provider_data: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    if not provider_data:
+        return None
+    state = provider_data.get(PROVIDER)
+    if state is None:
+        return None
+    if not isinstance(state, dict):
+        raise ModelError(f"gemini: {where}: provider_data['gemini'] must be an object")
+    return state
+
+
+def call_signature(call: ToolCall) -> bytes | None:
+    """The thought signature stored on `call`, if any."""
+    where = f"call {call.id!r}"
+    state = _state(call.provider_data, where)
+    if state is None or state.get("thought_signature") is None:
+        return None
+    return decode_signature(state["thought_signature"], where)
+
+
+def turn_layout(message: Message) -> list[dict[str, Any]] | None:
+    """The part layout recorded for a model turn, validated, or None when it has none.
+
+    Entries, in the order of the reply: `{"text": str, "thought": true?, "thought_signature":
+    base64?}` for a run of text or thought parts (streamed fragments are merged, so a streamed
+    reply and the same reply in one piece record the same layout), and `{"function_call": n}`
+    for `message.tool_calls[n]`.
+    """
+    state = _state(message.provider_data, "assistant turn")
+    if state is None or state.get("parts") is None:
+        return None
+    parts = state["parts"]
+    problem = "provider_data['gemini']['parts'] must be a list of part entries"
+    if not isinstance(parts, list):
+        raise ModelError(f"gemini: assistant turn: {problem}")
+    for entry in parts:
+        if not isinstance(entry, dict):
+            raise ModelError(f"gemini: assistant turn: {problem}")
+        if "function_call" in entry:
+            index = entry["function_call"]
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                raise ModelError(f"gemini: assistant turn: {problem} (bad function_call index)")
+        elif not isinstance(entry.get("text"), str):
+            raise ModelError(f"gemini: assistant turn: {problem} (text entry without text)")
+    return parts
+
+
+def _layout_fits(layout: list[dict[str, Any]], message: Message) -> bool:
+    """Whether the recorded layout still describes `message` (same text, same number of calls);
+    if not, the turn was edited after the reply and its text is no longer the signed text."""
+    text = "".join(e["text"] for e in layout if "function_call" not in e and not e.get("thought"))
+    calls = [e["function_call"] for e in layout if "function_call" in e]
+    return text == message.content and sorted(calls) == list(range(len(message.tool_calls)))
+
+
+def _text_part(entry: dict[str, Any]) -> types.Part:
+    signature = entry.get("thought_signature")
+    return types.Part(
+        text=entry["text"],
+        thought=True if entry.get("thought") else None,
+        thought_signature=(
+            decode_signature(signature, "assistant turn") if signature is not None else None
+        ),
+    )
+
+
+def _call_part(call: ToolCall) -> types.Part:
+    return types.Part(
+        function_call=types.FunctionCall(
+            name=call.name,
+            args=decode_arguments(call.arguments),
+            id=None if is_synthetic_id(call.id) else call.id,
+        ),
+        thought_signature=call_signature(call),
+    )
+
+
+def _model_parts(message: Message) -> list[types.Part]:
+    """A model turn's parts: as the reply laid them out (thought parts, signed text, calls in
+    their places) when that layout is recorded and still fits; otherwise text then calls, with
+    any recorded thought parts first."""
+    calls = [_call_part(call) for call in message.tool_calls]
+    layout = turn_layout(message)
+    if layout is not None and _layout_fits(layout, message):
+        return [
+            calls[entry["function_call"]] if "function_call" in entry else _text_part(entry)
+            for entry in layout
+        ]
+    parts = [_text_part(e) for e in layout or [] if e.get("thought") and "function_call" not in e]
     if message.content:
         parts.append(types.Part(text=message.content))
-    for call in message.tool_calls:
-        parts.append(
-            types.Part(
-                function_call=types.FunctionCall(
-                    name=call.name,
-                    args=decode_arguments(call.arguments),
-                    id=None if is_synthetic_id(call.id) else call.id,
-                ),
-                thought_signature=signature_of(call.id),
-            )
-        )
+    parts.extend(calls)
     return parts
 
 
@@ -194,13 +297,12 @@ def _response_parts(results: list[ToolResult], calls: list[ToolCall]) -> list[ty
     return parts
 
 
-def render_contents(
-    messages: list[Message], signature_of: SignatureLookup = lambda _id: None
-) -> tuple[list[types.Content], str | None]:
+def render_contents(messages: list[Message]) -> tuple[list[types.Content], str | None]:
     """Neutral messages -> (Gemini `contents`, system text found among them).
 
     Consecutive tool results form one `user` content answering the latest model turn; entries of
-    one role that follow each other are merged, so roles always alternate.
+    one role that follow each other are merged, so roles always alternate. Model turns carry the
+    thought signatures and thought parts stored in their `provider_data`.
     """
     contents: list[types.Content] = []
     system_parts: list[str] = []
@@ -233,7 +335,7 @@ def render_contents(
                 system_parts.append(message.content)
         elif message.role == "assistant":
             last_calls = list(message.tool_calls)
-            push("model", _model_parts(message, signature_of))
+            push("model", _model_parts(message))
         elif message.content:
             push("user", [types.Part(text=message.content)])
     flush()
@@ -285,13 +387,35 @@ def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
 
 
 @dataclass(slots=True)
+class _Run:
+    """Consecutive text (or thought) parts of a reply, merged; at most one signature."""
+
+    thought: bool
+    text: list[str] = field(default_factory=list)
+    signature: bytes | None = None
+
+    def entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"text": "".join(self.text)}
+        if self.thought:
+            entry["thought"] = True
+        if self.signature is not None:
+            entry["thought_signature"] = encode_signature(self.signature)
+        return entry
+
+
+@dataclass(slots=True)
 class _Turn:
-    """What the parts of one reply add up to; shared by the plain and the streamed path."""
+    """What the parts of one reply add up to; shared by the plain and the streamed path.
+
+    Text and thought parts are merged into runs the same way whether the reply came in one piece
+    or in chunks (a streamed reply often ends with an empty part holding only the signature), so
+    both paths build the same message, `provider_data` included.
+    """
 
     key: str
-    signatures: Callable[[str, bytes], None]
     text: list[str] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
+    layout: list[_Run | int] = field(default_factory=list)
     finish: str | None = None
     usage: types.GenerateContentResponseUsageMetadata | None = None
     response_id: str = ""
@@ -318,10 +442,33 @@ class _Turn:
         for part in (content.parts if content is not None else None) or []:
             if part.function_call is not None:
                 events.extend(self._call(part))
-            elif part.text and not part.thought:
-                self.text.append(part.text)
-                events.append(TextDelta(part.text))
+            elif part.text is not None or part.thought_signature:
+                events.extend(self._text(part))
         return events
+
+    def _text(self, part: types.Part) -> list[ModelStreamEvent]:
+        thought = bool(part.thought)
+        text = part.text or ""
+        signature = part.thought_signature or None
+        last = self.layout[-1] if self.layout else None
+        if (
+            isinstance(last, _Run)
+            and last.thought == thought
+            and not (signature and last.signature)
+        ):
+            run = last
+        elif text or signature:
+            run = _Run(thought)
+            self.layout.append(run)
+        else:
+            return []
+        run.text.append(text)
+        if signature:
+            run.signature = signature
+        if thought or not text:
+            return []
+        self.text.append(text)
+        return [TextDelta(text)]
 
     def _call(self, part: types.Part) -> list[ModelStreamEvent]:
         fc = part.function_call
@@ -330,23 +477,43 @@ class _Turn:
         call_id = fc.id or synthetic_id(self.key, self.response_id, index)
         args = dict(fc.args or {})
         name = fc.name or ""
-        if part.thought_signature:
-            self.signatures(call_id, part.thought_signature)
-        self.calls.append(ToolCall(call_id, name, args))
+        signature = part.thought_signature
+
+        def state() -> dict[str, Any] | None:
+            if not signature:
+                return None
+            return {PROVIDER: {"thought_signature": encode_signature(signature)}}
+
+        self.calls.append(ToolCall(call_id, name, args, state()))
+        self.layout.append(index)
         text = json.dumps(args, ensure_ascii=False)
         return [
             ToolCallStarted(index, call_id, name),
             ToolCallDelta(index, call_id, text),
-            ToolCallFinished(index, ToolCall(call_id, name, text)),
+            ToolCallFinished(index, ToolCall(call_id, name, text, state())),
         ]
+
+    def provider_data(self) -> dict[str, Any] | None:
+        """The turn's part layout, recorded only when it holds more than the neutral message
+        says (thought parts or signed text)."""
+        runs = [entry for entry in self.layout if isinstance(entry, _Run)]
+        if not any(run.thought or run.signature is not None for run in runs):
+            return None
+        parts = [
+            {"function_call": entry} if isinstance(entry, int) else entry.entry()
+            for entry in self.layout
+        ]
+        return {PROVIDER: {"parts": parts}}
 
     def response(self, raw: Any) -> ModelResponse:
         if self.blocked and not self.calls and not self.text:
             stop: StopReason = "content_filter"
         else:
             stop = map_stop_reason(self.finish, _STOP_REASONS, has_tool_calls=bool(self.calls))
+        message = Message.assistant("".join(self.text), list(self.calls))
+        message.provider_data = self.provider_data()
         return ModelResponse(
-            message=Message.assistant("".join(self.text), list(self.calls)),
+            message=message,
             usage=_usage(self.usage),
             stop_reason=stop,
             model=self.model,
@@ -357,8 +524,8 @@ class _Turn:
 class GeminiStreamAssembler:
     """Turns `generate_content_stream` chunks into callgate stream events (see `_Turn`)."""
 
-    def __init__(self, key: str, remember: Callable[[str, bytes], None]) -> None:
-        self._turn = _Turn(key, remember)
+    def __init__(self, key: str) -> None:
+        self._turn = _Turn(key)
         self.chunks = 0
 
     def feed(self, chunk: types.GenerateContentResponse) -> list[ModelStreamEvent]:
@@ -412,7 +579,6 @@ class GeminiModel:
         timeout: float | None = 120.0,
         retry: RetryPolicy | None = None,
         config: Mapping[str, Any] | None = None,
-        signature_cache_size: int = 4096,
     ) -> None:
         if not model:
             raise ValueError("model must name a Gemini model, e.g. 'gemini-2.5-flash'")
@@ -432,8 +598,6 @@ class GeminiModel:
                 options.timeout = int(timeout * 1000)  # the SDK takes milliseconds
             client = genai.Client(api_key=api_key, http_options=options)
         self._client = client
-        self._signatures: OrderedDict[str, bytes] = OrderedDict()
-        self._signature_cache_size = max(0, signature_cache_size)
         self._declarations: dict[int, tuple[ToolSpec, types.FunctionDeclaration]] = {}
         # Seam for tests: observe backoff waits without spending them.
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -445,19 +609,6 @@ class GeminiModel:
     @property
     def client(self) -> genai.Client:
         return self._client
-
-    # thought signatures ----------------------------------------------------------------------
-
-    def _remember(self, call_id: str, signature: bytes) -> None:
-        if self._signature_cache_size == 0:
-            return
-        self._signatures[call_id] = signature
-        self._signatures.move_to_end(call_id)
-        while len(self._signatures) > self._signature_cache_size:
-            self._signatures.popitem(last=False)
-
-    def _signature_of(self, call_id: str) -> bytes | None:
-        return self._signatures.get(call_id)
 
     def _declaration(self, spec: ToolSpec) -> types.FunctionDeclaration:
         """`function_declaration(spec)`, built once per spec object: the same specs are sent
@@ -478,7 +629,7 @@ class GeminiModel:
         self, request: ModelRequest
     ) -> tuple[list[types.Content], types.GenerateContentConfig]:
         """`contents` and `config` for `generate_content` (the SDK turns them into the body)."""
-        contents, stray_system = render_contents(request.messages, self._signature_of)
+        contents, stray_system = render_contents(request.messages)
         system = "\n\n".join(s for s in (request.system, stray_system) if s)
         fields: dict[str, Any] = {
             # Calls are the application's to run, never the SDK's.
@@ -516,7 +667,7 @@ class GeminiModel:
             classify=classify_gemini,
             sleep=self._sleep,
         )
-        turn = _Turn(turn_key(request), self._remember)
+        turn = _Turn(turn_key(request))
         turn.absorb(reply)
         return turn.response(reply)
 
@@ -565,7 +716,7 @@ class GeminiModel:
             model=self._model, contents=contents, config=config
         )
         chunks = aiter(stream)
-        assembler = GeminiStreamAssembler(key, self._remember)
+        assembler = GeminiStreamAssembler(key)
         try:
             while True:
                 try:

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Longest string value the grammar lets a model write; caps runaway generations.
-DEFAULT_MAX_STRING = 256
+DEFAULT_MAX_STRING = 128
 #: Longest array the grammar accepts when the schema sets no `maxItems`.
 DEFAULT_MAX_ITEMS = 32
 

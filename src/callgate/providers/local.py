@@ -29,6 +29,7 @@ import ctypes
 import json
 import math
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -154,6 +155,11 @@ class LocalModel:
     - `continue_bias`: added to the log-odds of "another call" against "done" between calls;
       positive values make the model more willing to emit several calls.
     - `abstain_bias`: added to the log-odds of "no call" against "call" under tool_choice="auto".
+    - `min_grounding`: under tool_choice="auto", the share of a first call's free-form argument
+      values (not enum members or schema defaults) that must appear in the conversation; below
+      it the model is taken to be forcing a tool onto a request it does not fit, and it answers
+      in text instead. Small models almost never decline a tool on their own; when they force
+      one, they invent its arguments. 0 disables the check.
     """
 
     def __init__(
@@ -169,6 +175,7 @@ class LocalModel:
         max_calls: int = 8,
         continue_bias: float = 0.0,
         abstain_bias: float = 0.0,
+        min_grounding: float = 0.25,
     ) -> None:
         if n_ctx < 256:
             raise ValueError("n_ctx must be at least 256")
@@ -198,6 +205,7 @@ class LocalModel:
         self._max_calls = max_calls
         self._continue_bias = continue_bias
         self._abstain_bias = abstain_bias
+        self._min_grounding = min_grounding
         self._lock = threading.Lock()
         self._render = self._make_renderer(chat_format)
         self._vocab = self._llm._model.vocab
@@ -296,16 +304,25 @@ class LocalModel:
                 return out
         max_calls = self._max_calls if req.parallel_tool_calls else 1
         specs = [(t.name, t.parameters) for t in tools]
+        grammars = [compile_call_grammar(specs, prefix=p).text for p in ("", " ")]
+        request_text = _conversation_text(req)
+        by_name = {t.name: t for t in tools}
         ctx = list(head)
         budget = limit
         while len(out.calls) < max_calls and budget > 0:
             first = not out.calls
-            grammar = compile_call_grammar(specs, prefix="" if first else " ")
-            gen, text, hit = self._generate(ctx, grammar.text, budget, None, cancel)
+            step = ctx if first else ctx + self._tokenize(",")
+            if not first:
+                # Small models rarely choose to go on by themselves (P(",") is low even when
+                # the request lists several items), so a next call is always drafted and then
+                # kept only if it brings something new from the request (see _adds_information).
+                out.decisions.append({"p_more": self._p_more(ctx)})
+            gen, text, hit = self._generate(step, grammars[0 if first else 1], budget, None, cancel)
             budget -= len(gen)
-            out.output_tokens += len(gen)
             if hit:
-                out.stop = "max_tokens"
+                if first:
+                    out.output_tokens += len(gen)
+                    out.stop = "max_tokens"
                 break
             call = self._parse_call(text)
             if call.key in seen:
@@ -315,18 +332,20 @@ class LocalModel:
                     return out
                 if not first:
                     break
+            if first and mode == "auto" and self._min_grounding > 0:
+                share = _grounded_share(call, by_name[call.name].parameters, request_text)
+                out.decisions.append({"grounded": -1.0 if share is None else share})
+                if share is not None and share < self._min_grounding:
+                    self._text(tokens, limit, out, emit, cancel, req)
+                    return out
+            if not first and not _adds_information(call, out.calls, request_text):
+                break
+            out.output_tokens += len(gen) + (0 if first else 1)
             seen.add(call.key)
             out.calls.append(call)
             if emit is not None:
                 self._emit_call(emit, len(out.calls) - 1, call)
-            ctx = ctx + gen
-            if len(out.calls) >= max_calls:
-                break
-            p_more = self._p_more(ctx)
-            out.decisions.append({"p_more": p_more})
-            if p_more < 0.5:
-                break
-            ctx = ctx + self._tokenize(",")
+            ctx = step + gen
         return out
 
     # --- pieces of a turn ---------------------------------------------------------------------
@@ -582,6 +601,91 @@ class LocalModel:
             return str(fmt(messages=messages).prompt)  # type: ignore[arg-type]
 
         return render
+
+
+def _conversation_text(req: ModelRequest) -> str:
+    """Everything a call's values may legitimately be copied from: the system prompt, what the
+    user said and what tools returned (lower-cased)."""
+    parts = [req.system or ""]
+    parts += [m.content for m in req.messages if m.role in ("system", "user", "tool")]
+    return "\n".join(parts).lower()
+
+
+def _schema_constants(schema: Any) -> set[str]:
+    """JSON texts of every enum member, const and default in a schema (values a model picks
+    from the schema rather than copies from the conversation)."""
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for k, v in schema.items():
+            if k == "enum" and isinstance(v, list):
+                found.update(json.dumps(x) for x in v)
+            elif k in ("const", "default"):
+                found.add(json.dumps(v))
+            else:
+                found |= _schema_constants(v)
+    elif isinstance(schema, list):
+        for v in schema:
+            found |= _schema_constants(v)
+    return found
+
+
+def _grounded_share(call: _Call, schema: dict[str, Any], text: str) -> float | None:
+    """Share of the call's free-form scalar values that appear in `text` (None: there are none)."""
+    constants = _schema_constants(schema)
+    free = [
+        v
+        for v in _leaves(json.loads(call.arguments))
+        if not isinstance(v, bool) and v is not None and json.dumps(v) not in constants
+    ]
+    if not free:
+        return None
+    return sum(_grounded(v, text) for v in free) / len(free)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _grounded(value: Any, text: str) -> bool:
+    """Whether a scalar argument value is written in the request (strings case-insensitively,
+    numbers as a whole number in any of their usual spellings)."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int | float):
+        spellings = {repr(value), str(value)}
+        if isinstance(value, float) and value.is_integer():
+            spellings.add(str(int(value)))
+        return any(re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", text) for s in spellings)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        return len(v) >= 2 and v in text
+    return False
+
+
+def _adds_information(call: _Call, previous: list[_Call], text: str) -> bool:
+    """Keep an extra call only if it carries a value from the request that no earlier call
+    used, and, when it repeats an earlier call's tool, does so by changing an argument that the
+    earlier call set (not merely by adding optional ones). This is what several calls in one
+    turn are for: the same operation on different items the user named, or another operation."""
+    args = json.loads(call.arguments)
+    used = {json.dumps(v) for c in previous for v in _leaves(json.loads(c.arguments))}
+    novel = {
+        json.dumps(v) for v in _leaves(args) if json.dumps(v) not in used and _grounded(v, text)
+    }
+    if not novel:
+        return False
+    same_tool = [json.loads(c.arguments) for c in previous if c.name == call.name]
+    if not same_tool:
+        return True
+    for prev in same_tool:
+        for k, v in args.items():
+            if k in prev and prev[k] != v and any(json.dumps(x) in novel for x in _leaves(v)):
+                return True
+    return False
 
 
 def _chatml(messages: list[dict[str, str]]) -> str:

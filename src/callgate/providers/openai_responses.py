@@ -6,20 +6,27 @@ from storage or moved to another provider without server-side state:
 - the system prompt goes to ``instructions``; user and assistant text become message items;
 - each proposed call becomes a ``function_call`` item and each result a ``function_call_output``
   item, both bound by ``call_id`` (the id callgate uses for the call);
-- tools are rendered by `callgate.dialects.to_openai_responses`.
+- tools are rendered by `callgate.dialects.to_openai_responses`;
+- a turn's ``reasoning`` items are sent back verbatim, in their place among the turn's items.
+  They travel with the conversation in ``Message.provider_data["openai_responses"]["output"]``
+  (the turn's output order, see `reasoning_layout`), so a run saved by `callgate.serde` and
+  resumed in another process still sends them. With ``store=False`` the API cannot look an item
+  up by id: only items carrying ``encrypted_content`` (ask for it with
+  ``include_encrypted_reasoning=True``) can be sent back, the others are left out.
 
 Output ``function_call`` items become `ToolCall(id=call_id)` with the arguments as raw text.
 While streaming, a call is announced by ``response.output_item.added``, grows with
 ``response.function_call_arguments.delta`` (routed by ``item_id``, so parallel calls never mix)
 and finishes with ``response.function_call_arguments.done``; ``response.completed`` supplies the
-authoritative usage and status.
+authoritative usage, status and reasoning items (the ``encrypted_content`` of an item in
+``response.output_item.added`` may be incomplete).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,7 +63,10 @@ from callgate.providers.openai_chat import (
     unique_ids,
 )
 
-__all__ = ["OpenAIResponsesModel"]
+__all__ = ["OpenAIResponsesModel", "reasoning_layout", "responses_input"]
+
+PROVIDER = "openai_responses"
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
 
 log = logging.getLogger("callgate.providers.openai")
 
@@ -71,7 +81,10 @@ class OpenAIResponsesModel:
 
     Options as for `OpenAIChatModel` (client, base_url, api_key, strict, parallel_tool_calls,
     max_retries / retry, timeout); `store` is sent when given (the conversation is always sent
-    in full, so storing it server-side is never needed).
+    in full, so storing it server-side is never needed). `include_encrypted_reasoning` asks for
+    ``include: ["reasoning.encrypted_content"]``, which a reasoning model needs with
+    ``store=False`` for its reasoning to be carried to the next turn (models without reasoning
+    refuse the option, so it is off by default).
     """
 
     def __init__(
@@ -84,6 +97,7 @@ class OpenAIResponsesModel:
         strict: StrictMode | None = None,
         parallel_tool_calls: bool = True,
         store: bool | None = None,
+        include_encrypted_reasoning: bool = False,
         max_retries: int = 3,
         timeout: float | None = 60.0,
         retry: RetryPolicy | None = None,
@@ -95,6 +109,7 @@ class OpenAIResponsesModel:
         self.strict = strict
         self.parallel_tool_calls = parallel_tool_calls
         self.store = store
+        self.include_encrypted_reasoning = include_encrypted_reasoning
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self._sleep = sleep
         self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
@@ -107,7 +122,10 @@ class OpenAIResponsesModel:
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The JSON body (minus `stream`) for `request`; raises ValueError on an invalid one."""
-        body: dict[str, Any] = {"model": self.model, "input": responses_input(request)}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": responses_input(request, store=self.store),
+        }
         if request.system:
             body["instructions"] = request.system
         if request.tools:
@@ -129,6 +147,8 @@ class OpenAIResponsesModel:
             body["temperature"] = request.temperature
         if self.store is not None:
             body["store"] = self.store
+        if self.include_encrypted_reasoning:
+            body["include"] = [ENCRYPTED_REASONING]
         return body
 
     def _create_kwargs(self, request: ModelRequest) -> dict[str, Any]:
@@ -188,26 +208,78 @@ class OpenAIResponsesModel:
 # --- request pieces ----------------------------------------------------------------------------
 
 
-def responses_input(request: ModelRequest) -> list[dict[str, Any]]:
-    """Neutral messages as Responses input items."""
+def reasoning_layout(message: Message) -> list[dict[str, Any]] | None:
+    """The output order recorded for an assistant turn that had reasoning, validated.
+
+    Entries: a ``reasoning`` item exactly as the API returned it; ``{"type": "message"}`` where
+    the turn's text was; ``{"type": "function_call", "index": n}`` for ``message.tool_calls[n]``.
+    """
+    state = (message.provider_data or {}).get(PROVIDER)
+    if state is None:
+        return None
+    output = state.get("output") if isinstance(state, dict) else None
+    problem = "provider_data['openai_responses']['output'] must be a list of output entries"
+    if not isinstance(output, list):
+        raise ValueError(problem)
+    for entry in output:
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind == "function_call":
+            index = entry.get("index")
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                raise ValueError(f"{problem} (bad function_call index)")
+        elif kind not in ("reasoning", "message"):
+            raise ValueError(problem)
+    return output
+
+
+def _assistant_items(msg: Message, *, store: bool | None) -> list[dict[str, Any]]:
+    """An assistant turn as input items: its reasoning items where the turn produced them, then
+    its text and calls. A reasoning item must be followed by the item it led to, so one left
+    with nothing after it (its text was removed since) is not sent."""
+    text = (
+        [{"type": "message", "role": "assistant", "content": ensure_text(msg.content)}]
+        if msg.content
+        else []
+    )
+    calls: list[dict[str, Any] | None] = [
+        {
+            "type": "function_call",
+            "call_id": call.id,
+            "name": call.name,
+            "arguments": arguments_text(call.arguments),
+        }
+        for call in msg.tool_calls
+    ]
+    items: list[dict[str, Any]] = []
+    for entry in reasoning_layout(msg) or []:
+        kind = entry["type"]
+        if kind == "reasoning":
+            # Without store the API cannot look a bare id up; only encrypted content travels.
+            if store is not False or entry.get("encrypted_content"):
+                items.append(dict(entry))
+        elif kind == "message":
+            items.extend(text)
+            text = []
+        elif entry["index"] < len(calls):
+            item = calls[entry["index"]]
+            if item is not None:
+                items.append(item)
+                calls[entry["index"]] = None
+    items.extend(text)
+    items.extend(item for item in calls if item is not None)
+    while items and items[-1]["type"] == "reasoning":
+        items.pop()
+    return items
+
+
+def responses_input(request: ModelRequest, *, store: bool | None = None) -> list[dict[str, Any]]:
+    """Neutral messages as Responses input items (`store` as the request will send it)."""
     items: list[dict[str, Any]] = []
     for n, msg in enumerate(request.messages):
         if msg.role in ("system", "user"):
             items.append({"type": "message", "role": msg.role, "content": ensure_text(msg.content)})
         elif msg.role == "assistant":
-            if msg.content:
-                items.append(
-                    {"type": "message", "role": "assistant", "content": ensure_text(msg.content)}
-                )
-            for call in msg.tool_calls:
-                items.append(
-                    {
-                        "type": "function_call",
-                        "call_id": call.id,
-                        "name": call.name,
-                        "arguments": arguments_text(call.arguments),
-                    }
-                )
+            items.extend(_assistant_items(msg, store=store))
         elif msg.role == "tool":
             result = msg.tool_result
             if result is None:
@@ -264,6 +336,25 @@ def _usage(usage: Any) -> Usage:
     )
 
 
+def _item_json(item: Any) -> dict[str, Any]:
+    """An output item as the JSON the API sent (fields it left null are dropped)."""
+    dump = getattr(item, "model_dump", None)
+    if callable(dump):
+        data = dump(mode="json", exclude_none=True)
+    elif isinstance(item, Mapping):
+        data = {k: v for k, v in item.items() if v is not None}
+    else:
+        data = {}
+    return dict(data) if isinstance(data, dict) else {}
+
+
+def _provider_data(layout: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`Message.provider_data` for a turn: its output order, when it had reasoning items."""
+    if not any(entry["type"] == "reasoning" for entry in layout):
+        return None
+    return {PROVIDER: {"output": layout}}
+
+
 @dataclass
 class _Output:
     """What a Responses `output` list says, in neutral terms."""
@@ -271,6 +362,8 @@ class _Output:
     text: str = ""
     refusal: str = ""
     calls: list[ToolCall] = field(default_factory=list)
+    #: the order of reasoning items, text and calls (see `reasoning_layout`)
+    layout: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _read_output(response: Any) -> _Output:
@@ -280,7 +373,10 @@ def _read_output(response: Any) -> _Output:
     seed = str(getattr(response, "id", "") or "")
     for n, item in enumerate(getattr(response, "output", None) or []):
         kind = getattr(item, "type", None)
-        if kind == "message":
+        if kind == "reasoning":
+            out.layout.append(_item_json(item))
+        elif kind == "message":
+            out.layout.append({"type": "message"})
             for part in getattr(item, "content", None) or []:
                 ptype = getattr(part, "type", None)
                 if ptype == "output_text":
@@ -289,6 +385,7 @@ def _read_output(response: Any) -> _Output:
                     refusals.append(ensure_text(getattr(part, "refusal", "")))
         elif kind == "function_call":
             call_id = getattr(item, "call_id", None) or fallback_call_id(seed, n)
+            out.layout.append({"type": "function_call", "index": len(out.calls)})
             out.calls.append(
                 ToolCall(
                     str(call_id),
@@ -317,14 +414,22 @@ def _stop_reason(response: Any, *, has_calls: bool, refused: bool) -> StopReason
 
 
 def _assemble(
-    response: Any, *, text: str, refusal: str, calls: list[ToolCall], default_model: str
+    response: Any,
+    *,
+    text: str,
+    refusal: str,
+    calls: list[ToolCall],
+    layout: list[dict[str, Any]],
+    default_model: str,
 ) -> ModelResponse:
     calls = unique_ids(calls)
     stop = _stop_reason(response, has_calls=bool(calls), refused=bool(refusal))
     if refusal and not text and not calls:
         text = refusal
+    message = Message.assistant(text, calls)
+    message.provider_data = _provider_data(layout)
     return ModelResponse(
-        message=Message.assistant(text, calls),
+        message=message,
         usage=_usage(getattr(response, "usage", None)),
         stop_reason=stop,
         model=str(getattr(response, "model", None) or default_model),
@@ -338,7 +443,12 @@ def parse_response(response: Any, *, default_model: str = "") -> ModelResponse:
         raise _failed(response)
     out = _read_output(response)
     return _assemble(
-        response, text=out.text, refusal=out.refusal, calls=out.calls, default_model=default_model
+        response,
+        text=out.text,
+        refusal=out.refusal,
+        calls=out.calls,
+        layout=out.layout,
+        default_model=default_model,
     )
 
 
@@ -368,6 +478,18 @@ class _ResponsesStream:
         self._final: Any = None
         self._response_id = ""
         self.events = 0
+        # (output_index, arrival, entry): the turn's order, for a stream with no final response
+        self._layout: list[tuple[int, int, dict[str, Any]]] = []
+        self._placed: set[int] = set()
+
+    def _place(self, output_index: Any, entry: dict[str, Any]) -> None:
+        if isinstance(output_index, int):
+            if output_index in self._placed:
+                return
+            self._placed.add(output_index)
+        else:
+            output_index = 1 << 30
+        self._layout.append((output_index, len(self._layout), entry))
 
     def _find(self, event: Any) -> _Call | None:
         item_id = getattr(event, "item_id", None)
@@ -397,6 +519,7 @@ class _ResponsesStream:
             self._by_item[call.item_id] = call
         if isinstance(output_index, int):
             self._by_output_index[output_index] = call
+        self._place(output_index, {"type": "function_call", "index": position})
         events: list[ModelStreamEvent] = [ToolCallStarted(position, call.call_id, call.name)]
         initial = getattr(item, "arguments", None)
         if isinstance(initial, str) and initial:
@@ -442,6 +565,8 @@ class _ResponsesStream:
             item = getattr(event, "item", None)
             if getattr(item, "type", None) == "function_call":
                 return self._add_call(item, getattr(event, "output_index", None))
+            if getattr(item, "type", None) == "message":
+                self._place(getattr(event, "output_index", None), {"type": "message"})
             return []
         if kind == "response.function_call_arguments.delta":
             call = self._find(event)
@@ -457,7 +582,12 @@ class _ResponsesStream:
             return self._complete(call, getattr(event, "arguments", None)) if call else []
         if kind == "response.output_item.done":
             item = getattr(event, "item", None)
-            if getattr(item, "type", None) != "function_call":
+            item_type = getattr(item, "type", None)
+            if item_type in ("reasoning", "message"):
+                # only the finished reasoning item has its complete encrypted_content
+                entry = _item_json(item) if item_type == "reasoning" else {"type": "message"}
+                self._place(getattr(event, "output_index", None), entry)
+            if item_type != "function_call":
                 return []
             call = self._find(event) or self._by_item.get(str(getattr(item, "id", "")))
             events: list[ModelStreamEvent] = []
@@ -514,11 +644,18 @@ class _ResponsesStream:
             events.extend(self._complete(self._calls[-1], None))
         calls = [ToolCall(c.call_id, c.name, "".join(c.parts)) for c in self._calls]
         refusal = "".join(self._refusal) or final.refusal
+        # The final response is authoritative (and what a plain request would have parsed).
+        layout = (
+            final.layout
+            if self._final is not None
+            else [entry for _, _, entry in sorted(self._layout, key=lambda t: t[:2])]
+        )
         response = _assemble(
             self._final if self._final is not None else _Incomplete(),
             text="".join(self._text),
             refusal=refusal,
             calls=calls,
+            layout=layout,
             default_model=self.default_model,
         )
         events.append(ResponseFinished(response))
