@@ -114,7 +114,8 @@ class Gate:
         too: a tool the run cannot see is unknown to it, even when called by name."""
         if not self.policy.visible(tool, ctx):
             return False
-        return all(visible(tool, ctx) for visible in self._visible_hooks)
+        hooks = self._visible_hooks
+        return not hooks or all(visible(tool, ctx) for visible in hooks)
 
     def specs(self, ctx: RunContext) -> list[ToolSpec]:
         return [t.spec for t in self.list_tools(ctx)]
