@@ -143,14 +143,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     model = LocalModel(
         args.model,
         n_threads=args.threads,
-        continue_bias=args.continue_bias,
         abstain_bias=args.abstain_bias,
+        min_grounding=args.min_grounding,
+        explore=args.explore,
     )
     report: dict[str, Any] = {
         "model": model.name,
         "n": args.n,
         "offset": args.offset,
-        "settings": {"continue_bias": args.continue_bias, "abstain_bias": args.abstain_bias},
+        "settings": {
+            "abstain_bias": args.abstain_bias,
+            "min_grounding": args.min_grounding,
+            "explore": args.explore,
+        },
         "categories": {},
     }
     for cat in args.categories:
@@ -210,8 +215,9 @@ def main() -> None:
     p.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
     p.add_argument("--model", default=None, help="GGUF path (default: SmolLM2-135M-Instruct)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--continue-bias", type=float, default=0.0)
     p.add_argument("--abstain-bias", type=float, default=0.0)
+    p.add_argument("--min-grounding", type=float, default=0.25)
+    p.add_argument("--explore", type=int, default=0)
     p.add_argument("--out", default="bench/results/bfcl_local.json")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()

@@ -185,3 +185,14 @@ def test_unsupported_keywords_are_reported() -> None:
     }
     assert unsupported_keywords(schema) == {"format", "maximum", "pattern"}
     assert unsupported_keywords(WEATHER) == set()
+
+
+def test_numbers_and_arrays_are_bounded_so_decoding_always_ends(vocab: Any) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}, "x": {"type": "number"}}}
+    assert accepts(vocab, schema, {"n": 1234567890123456})
+    assert not accepts(vocab, schema, '{"n": 12345678901234567}')  # 17 digits
+    assert accepts(vocab, schema, '{"x": 0.125e-3}')
+    assert not accepts(vocab, schema, '{"x": 1.' + "1" * 16 + "}")
+    many = {"type": "object", "properties": {"v": {"type": "array", "items": {"type": "integer"}}}}
+    assert accepts(vocab, many, {"v": list(range(32))})
+    assert not accepts(vocab, many, {"v": list(range(33))})

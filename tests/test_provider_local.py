@@ -182,7 +182,7 @@ async def test_stream_matches_request(model: object) -> None:
             (c.id, c.name, c.arguments) for c in expected.tool_calls
         ]
         text = "".join(e.text for e in events if isinstance(e, TextDelta))
-        assert text.strip() == final.text
+        assert text == final.text
         for i, call in enumerate(final.tool_calls):
             started = [e for e in events if isinstance(e, ToolCallStarted) and e.index == i]
             deltas = [e for e in events if isinstance(e, ToolCallDelta) and e.index == i]

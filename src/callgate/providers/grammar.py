@@ -37,7 +37,8 @@ __all__ = [
 
 #: Longest string value the grammar lets a model write; caps runaway generations.
 DEFAULT_MAX_STRING = 128
-#: Longest array the grammar accepts when the schema sets no `maxItems`.
+#: Longest array the grammar accepts when the schema sets no `maxItems`. Numbers are capped too
+#: (16 integer digits, 15 decimals, 3 exponent digits): a loop on one digit must end somewhere.
 DEFAULT_MAX_ITEMS = 32
 
 _UNSUPPORTED = ("pattern", "format", "multipleOf", "uniqueItems", "patternProperties")
@@ -50,10 +51,10 @@ _PRIMITIVES: dict[str, str] = {
     "char": f"{_CHAR} | {_ESCAPE}",
     "boolean": '"true" | "false"',
     "null": '"null"',
-    "uint": '"0" | [1-9] [0-9]*',
+    "uint": '"0" | [1-9] [0-9]{0,15}',
     "integer": '"-"? uint',
     "number": '"-"? unumber',
-    "unumber": 'uint ("." [0-9]+)? ([eE] [-+]? [0-9]+)?',
+    "unumber": 'uint ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?',
     "value": "object-any | array-any | string-any | number | boolean | null",
     "object-any": '"{" ( string-any ": " value ( ", " string-any ": " value )* )? "}"',
     "array-any": '"[" ( value ( ", " value )* )? "]"',

