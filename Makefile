@@ -43,8 +43,10 @@ test: lint typecheck unit
 bench: venv
 	$(PY) bench/run.py
 
+# BFCL's data and official AST checker; its declared dependencies (a dozen provider SDKs,
+# faiss, sentence-transformers) are not needed by the checker, so they are not installed
 eval-bfcl: venv
-	$(PY) -m pip install --quiet bfcl-eval
+	$(PY) -m pip install --quiet --no-deps bfcl-eval
 	$(PY) bench/bfcl_eval.py --n 40
 
 clean:

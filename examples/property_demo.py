@@ -27,11 +27,14 @@ from callgate.agent import ModelTurn, RunFinished, ToolFinished, ToolStarted, To
 from callgate.approvals import ApprovalRequest, CallbackApprover
 from callgate.model import Model
 
+# (question, whether the person asking would confirm a destructive call during it). In the
+# non-interactive run the demo answers confirmation requests the way that person would: a call
+# nobody asked for is refused, and the model is told so.
 QUESTIONS = [
-    "Find apartments in Lisbon under 400000 euros.",
-    "Show me the details of property P-104.",
-    "Which maintenance requests are open for property P-101?",
-    "Schedule a plumber at property P-101 on 2026-12-15 to fix the leaking kitchen tap.",
+    ("Find apartments in Lisbon under 400000 euros.", False),
+    ("Show me the details of property P-104.", False),
+    ("Which maintenance requests are open for property P-101?", False),
+    ("Schedule a plumber at property P-101 on 2026-12-15 to fix the leaking kitchen tap.", True),
 ]
 
 INSTRUCTIONS = (
@@ -60,7 +63,8 @@ def make_model(provider: str, model_name: str | None) -> Model:
     if provider == "local":
         from callgate.providers.local import LocalModel
 
-        return LocalModel()
+        # short answers: a 135M model rambles when given room
+        return LocalModel(max_tokens=160)
     if provider == "openai":
         from callgate.providers.openai_chat import OpenAIChatModel
 
@@ -80,14 +84,22 @@ def default_provider() -> str:
     return "local"
 
 
-def approval_prompt(interactive: bool) -> Any:
+class Consent:
+    """What the scripted person would answer to a confirmation request right now."""
+
+    would_confirm = False
+
+
+def approval_prompt(interactive: bool, consent: Consent) -> Any:
     def ask(req: ApprovalRequest) -> tuple[bool, str]:
         print(f"  {YELLOW}⚠ confirmation needed{RESET}")
         print(textwrap.indent(req.describe(), "    "))
         if not interactive:
-            note = "the non-interactive demo confirms on the user's behalf"
-            print(f"  {YELLOW}→ answer: approved ({note}){RESET}")
-            return True, "confirmed in the demo"
+            if consent.would_confirm:
+                print(f"  {YELLOW}→ answer: approved (the user asked for this){RESET}")
+                return True, "the user asked for this"
+            print(f"  {YELLOW}→ answer: refused (the user did not ask for this){RESET}")
+            return False, "I did not ask for that"
         answer = input("    Approve? [y/N] ").strip().lower()
         ok = answer in ("y", "yes")
         print(f"  → {'approved' if ok else 'refused'}")
@@ -96,11 +108,15 @@ def approval_prompt(interactive: bool) -> Any:
     return ask
 
 
-async def ask_one(agent: Agent, db: Database, question: str, user: str) -> None:
+async def ask_one(
+    agent: Agent, db: Database, question: str, user: str, *, needs_data: bool = False
+) -> None:
     print(f"\n{BOLD}━━ {question}{RESET}")
     ctx = RunContext(user_id=user, roles=frozenset({"agent"}), deps=db)
     t0 = time.perf_counter()
-    async for ev in agent.stream(question, ctx=ctx):
+    # every sample question needs data: the first step must call a tool, later steps may answer
+    first_step = (lambda turn: "required" if turn == 0 else None) if needs_data else None
+    async for ev in agent.stream(question, ctx=ctx, step_tool_choice=first_step):
         if isinstance(ev, ModelTurn):
             u = ev.response.usage
             print(
@@ -131,7 +147,8 @@ async def ask_one(agent: Agent, db: Database, question: str, user: str) -> None:
         elif isinstance(ev, RunFinished):
             res = ev.result
             u = res.usage
-            print(f"  {BOLD}answer:{RESET} {res.output.strip() or '(no text)'}")
+            answer = res.output.strip() or "(the model gave no text answer)"
+            print(f"  {BOLD}answer:{RESET} {answer}")
             extra = f" · stopped: {res.reason}" if res.status == "stopped" else ""
             print(
                 f"{DIM}{res.status} in {time.perf_counter() - t0:.2f} s · {res.turns} turns · "
@@ -154,7 +171,9 @@ async def main() -> None:
     t0 = time.perf_counter()
     model = make_model(args.provider, args.model)
     print(f"{DIM}model {model.name} loaded in {time.perf_counter() - t0:.1f} s{RESET}")
-    gate = Gate(TOOLS, approver=CallbackApprover(approval_prompt(args.interactive), by="demo-user"))
+    consent = Consent()
+    approver = CallbackApprover(approval_prompt(args.interactive, consent), by="demo-user")
+    gate = Gate(TOOLS, approver=approver)
     agent = Agent(
         model,
         gate,
@@ -173,8 +192,9 @@ async def main() -> None:
                 break
             await ask_one(agent, db, q, "demo-user")
         return
-    for q in QUESTIONS:
-        await ask_one(agent, db, q, "demo-user")
+    for q, would_confirm in QUESTIONS:
+        consent.would_confirm = would_confirm
+        await ask_one(agent, db, q, "demo-user", needs_data=True)
 
 
 if __name__ == "__main__":

@@ -281,6 +281,7 @@ class Gate:
                 sensitive=tool.annotations.sensitive,
                 params=tool.validator.param_names,
                 budget_left=left,
+                descriptions=_param_descriptions(tool),
             )
         res = self._result(call, content, _CORRECTABLE, t0)
         res.metadata["issues"] = [
@@ -588,6 +589,15 @@ def _drop_nulls(args: dict[str, Any], names: frozenset[str], tool: Tool) -> dict
     except Exception:  # noqa: BLE001 - restoring is best effort; validation still runs
         return out
     return restored
+
+
+def _param_descriptions(tool: Tool) -> dict[str, str]:
+    props = tool.spec.parameters.get("properties", {})
+    return {
+        k: v["description"]
+        for k, v in props.items()
+        if isinstance(v, dict) and isinstance(v.get("description"), str) and v["description"]
+    }
 
 
 def _check_required_ids(tool: Tool, args: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic_core import to_json
@@ -67,7 +67,12 @@ def _mask_nested(value: Any, depth: int) -> Any:
     return value
 
 
-def _issue_line(issue: FieldIssue, sensitive: frozenset[str], params: Iterable[str]) -> str:
+def _issue_line(
+    issue: FieldIssue,
+    sensitive: frozenset[str],
+    params: Iterable[str],
+    descriptions: Mapping[str, str] | None = None,
+) -> str:
     top = str(issue.path[0]) if issue.path else ""
     secret = top in sensitive or any(isinstance(p, str) and is_secret_key(p) for p in issue.path)
     loc = issue.location
@@ -79,8 +84,11 @@ def _issue_line(issue: FieldIssue, sensitive: frozenset[str], params: Iterable[s
         if names and len(issue.path) == 1:
             line += f". Valid parameters: {', '.join(names)}"
         return line + "."
+    # a top-level parameter's own description often holds the fix ("e.g. P-101")
+    about = (descriptions or {}).get(top, "") if len(issue.path) == 1 else ""
+    hint = f" ({top}: {about.rstrip('.')})" if about else ""
     if issue.kind == "missing":
-        return f"- {loc}: required, but missing."
+        return f"- {loc}: required, but missing{hint}."
     line = f"- {loc}: {issue.message}"
     if issue.has_given:
         line += f"; got {show_value(issue.given, sensitive=secret)}"
@@ -94,6 +102,8 @@ def _issue_line(issue: FieldIssue, sensitive: frozenset[str], params: Iterable[s
             sugg = did_you_mean(issue.given, [str(a) for a in issue.allowed])
             if sugg is not None:
                 line += f" (did you mean {sugg!r}?)"
+    elif hint:
+        line += hint
     return line + "."
 
 
@@ -104,6 +114,7 @@ def render_invalid_arguments(
     sensitive: frozenset[str] = frozenset(),
     params: Iterable[str] = (),
     budget_left: int | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> str:
     n = len(issues)
     head = (
@@ -112,7 +123,7 @@ def render_invalid_arguments(
         f"{tool} again:"
     )
     plist = list(params)
-    lines = [head, *(_issue_line(i, sensitive, plist) for i in issues[:12])]
+    lines = [head, *(_issue_line(i, sensitive, plist, descriptions) for i in issues[:12])]
     if n > 12:
         lines.append(f"- … and {n - 12} more.")
     lines.append(_budget_line(budget_left))

@@ -1,0 +1,48 @@
+"""Provider adapters: each translates one provider's wire format to callgate's neutral types.
+
+Names are loaded on first use, so importing this package never imports an optional SDK (or
+llama.cpp) that the application does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "AnthropicModel": "callgate.providers.anthropic",
+    "GeminiModel": "callgate.providers.gemini",
+    "LocalModel": "callgate.providers.local",
+    "OpenAIChatModel": "callgate.providers.openai_chat",
+    "OpenAIResponsesModel": "callgate.providers.openai_responses",
+    "RetryPolicy": "callgate.providers._common",
+    "parse_text_tool_calls": "callgate.providers.textcalls",
+}
+
+__all__ = [
+    "AnthropicModel",
+    "GeminiModel",
+    "LocalModel",
+    "OpenAIChatModel",
+    "OpenAIResponsesModel",
+    "RetryPolicy",
+    "parse_text_tool_calls",
+]
+
+if TYPE_CHECKING:
+    from callgate.providers._common import RetryPolicy
+    from callgate.providers.anthropic import AnthropicModel
+    from callgate.providers.gemini import GeminiModel
+    from callgate.providers.local import LocalModel
+    from callgate.providers.openai_chat import OpenAIChatModel
+    from callgate.providers.openai_responses import OpenAIResponsesModel
+    from callgate.providers.textcalls import parse_text_tool_calls
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'callgate.providers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
