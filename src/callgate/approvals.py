@@ -44,7 +44,6 @@ import importlib
 import inspect
 import json
 import os
-import re
 import socket
 import threading
 import time
@@ -59,7 +58,8 @@ from callgate.context import RunContext
 from callgate.errors import ApprovalRequired, CallgateError, ToolDenied
 from callgate.gate.base import Invocation, PolicyDecision
 from callgate.messages import ToolResult
-from callgate.redaction import is_sensitive_key, redact, redact_text
+from callgate.redaction import is_secret_key, redact, redact_text
+from callgate.serde import canonical_json
 from callgate.tools import Tool
 
 __all__ = [
@@ -187,32 +187,21 @@ def format_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON of validated arguments (models, enums, dates made plain first)."""
-    plain = to_jsonable_python(value, fallback=repr)
-    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def args_hash(tool: str, version: str | None, args: Mapping[str, Any]) -> str:
-    """SHA-256 over the tool, its version and the exact canonical arguments."""
-    payload = canonical_json({"tool": tool, "version": version, "arguments": dict(args)})
+    """SHA-256 over the tool, its version and the exact canonical arguments (models, enums and
+    dates made plain first)."""
+    plain = to_jsonable_python(
+        {"tool": tool, "version": version, "arguments": dict(args)}, fallback=repr
+    )
+    payload = canonical_json(plain)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-_WORDS_RE: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
-
-def _secret_key(key: str) -> bool:
-    if is_sensitive_key(key):
-        return True
-    return "card" in (w.lower() for w in _WORDS_RE.findall(key))
 
 
 def mask_arguments(tool: Tool, args: Mapping[str, Any]) -> Any:
     """Arguments as a person may see them: the tool's sensitive parameters, secret-looking keys
     (password, secret, token, api_key, ssn, card, ...) and secret-looking values masked."""
     plain = to_jsonable_python(dict(args), fallback=repr)
-    return redact(plain, tool.annotations.sensitive, keys=_secret_key)
+    return redact(plain, tool.annotations.sensitive, keys=is_secret_key)
 
 
 # --- the store protocol ----------------------------------------------------------------------

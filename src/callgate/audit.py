@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 import math
 import threading
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from callgate.context import RunContext
 from callgate.gate.base import CallRecord, TurnRecord
 from callgate.redaction import DEFAULT_PATTERNS, ValuePattern, redact, redact_text
+from callgate.serde import canonical_json
 
 if TYPE_CHECKING:
     from callgate.gate.base import Invocation, PolicyDecision
@@ -106,11 +106,6 @@ class Head:
         if not sep or not seq.isdigit() or len(digest) != 64:
             raise ValueError(f"an anchor looks like SEQ:SHA256HEX, got {text!r}")
         return cls(int(seq), digest.lower())
-
-
-def canonical_json(value: Any) -> str:
-    """The one serialisation that is hashed: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:

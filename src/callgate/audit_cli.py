@@ -17,8 +17,9 @@ import sys
 import time
 from typing import Any
 
-from callgate.audit import AuditLog, Head, canonical_json
+from callgate.audit import AuditLog, Head
 from callgate.audit_replay import _short, replay
+from callgate.serde import canonical_json
 
 ENV_DB = "CALLGATE_AUDIT_DB"
 

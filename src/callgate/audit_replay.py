@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callgate.audit import AuditEntry, AuditLog, canonical_json
+from callgate.audit import AuditEntry, AuditLog
 from callgate.context import RunContext
 from callgate.gate.base import CallRecord, TurnRecord
+from callgate.serde import canonical_json
 
 if TYPE_CHECKING:
     from callgate.gate.base import Invocation, PolicyDecision

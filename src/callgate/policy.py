@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
 from callgate.context import RunContext
-from callgate.gate.base import Effect, PolicyDecision
+from callgate.gate.base import SEVERITY, Effect, PolicyDecision
 from callgate.policy_conditions import (
     UNKNOWN,
     ConditionError,
@@ -83,7 +83,6 @@ Mode = Literal["first-match", "deny-overrides"]
 DEFAULT_DENY: Final = "default-deny"
 _EFFECTS: Final = ("allow", "deny", "approve")
 _MODES: Final = ("first-match", "deny-overrides")
-_SEVERITY: Final = {"allow": 0, "approve": 1, "deny": 2}
 _GLOB_CHARS: Final = frozenset("*?[")
 
 
@@ -378,7 +377,7 @@ class Policy:
                 continue
             if self.mode == "first-match":
                 return decision
-            if chosen is None or _SEVERITY[decision.effect] > _SEVERITY[chosen.effect]:
+            if chosen is None or SEVERITY[decision.effect] > SEVERITY[chosen.effect]:
                 chosen = decision
         if chosen is not None:
             return chosen

@@ -80,6 +80,13 @@ _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
 @lru_cache(maxsize=4096)
+def is_secret_key(key: str) -> bool:
+    """`is_sensitive_key`, plus any key with the word "card": what a person or a model is
+    shown (approval requests, error messages) masks card fields of every kind."""
+    return is_sensitive_key(key) or "card" in (w.lower() for w in _WORD_RE.findall(key))
+
+
+@lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
     """Whether a mapping key names a secret (by its words, case-insensitive)."""
     words = [w.lower() for w in _WORD_RE.findall(key)]

@@ -369,6 +369,12 @@ _TYPE_WORDS = {
     "list": "an array",
     "dict": "an object",
     "model": "an object",
+    # JSON Schema's own type names (raw-schema tools)
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean (true or false)",
+    "array": "an array",
+    "object": "an object",
 }
 
 
@@ -545,16 +551,6 @@ class JsonSchemaValidator:
                     if isinstance(exp, str)
                     else " or ".join(map(str, exp))
                 )
-                if exp == "integer":
-                    word = "an integer"
-                elif exp == "number":
-                    word = "a number"
-                elif exp == "object":
-                    word = "an object"
-                elif exp == "array":
-                    word = "an array"
-                elif exp == "boolean":
-                    word = "a boolean (true or false)"
                 issues.append(
                     FieldIssue(
                         loc,

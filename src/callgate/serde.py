@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from callgate.context import RunContext
 from callgate.messages import Message, ToolCall, ToolResult, Usage
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that is hashed (audit chain, approval binding): sorted keys, no
+    spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def call_to_dict(c: ToolCall) -> dict[str, Any]:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from callgate.tools import Tool
 
 Effect = Literal["allow", "deny", "approve"]
+#: how strict each effect is; combining decisions keeps the strictest
+SEVERITY: dict[str, int] = {"allow": 0, "approve": 1, "deny": 2}
 
 
 @dataclass(slots=True)

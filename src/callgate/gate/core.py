@@ -20,6 +20,7 @@ from callgate.context import RunContext
 from callgate.errors import ApprovalRequired, ErrorKind, ToolError, TransientToolError
 from callgate.gate import render
 from callgate.gate.base import (
+    SEVERITY,
     Approver,
     CallCheck,
     CallRecord,
@@ -527,16 +528,13 @@ def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, An
                 return stop.value
 
 
-_SEVERITY = {"allow": 0, "approve": 1, "deny": 2}
-
-
 def _escalate(
     decision: PolicyDecision, inv: Invocation, checks: Sequence[CallCheck]
 ) -> PolicyDecision:
     """The strictest of the policy's decision and the call checks' (deny > approve > allow)."""
     for check in checks:
         d = check.decide(inv)
-        if d is not None and _SEVERITY[d.effect] > _SEVERITY[decision.effect]:
+        if d is not None and SEVERITY[d.effect] > SEVERITY[decision.effect]:
             decision = d
             if d.effect == "deny":
                 break

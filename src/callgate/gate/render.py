@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic_core import to_json
 
+from callgate.redaction import is_secret_key
 from callgate.schema import FieldIssue, did_you_mean
 
 MASK = "***"
 _MAX_GIVEN = 80
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|apikey|authorization|auth|ssn|card|cvv|pin|private[_-]?key)",
-    re.IGNORECASE,
-)
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
 
 
 def show_value(value: Any, *, sensitive: bool = False) -> str:

@@ -328,6 +328,19 @@ def make_usage(
     )
 
 
+def arguments_object(arguments: str | dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as the JSON object providers with object-typed arguments need
+    (Anthropic `tool_use.input`, Gemini `functionCall.args`); `{}` when they are not one (the
+    gate has already told the model its JSON was broken)."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def ensure_text(value: Any) -> str:
     """Message content as a string: the gate renders tool output already, but guard anyway."""
     if value is None:

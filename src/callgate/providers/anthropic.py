@@ -53,6 +53,9 @@ from callgate.providers._common import (
     make_usage,
     map_stop_reason,
 )
+from callgate.providers._common import (
+    arguments_object as decode_arguments,
+)
 
 try:
     import anthropic
@@ -97,17 +100,6 @@ _STREAM_ERROR_STATUS = {
 
 
 # --- request -------------------------------------------------------------------------------
-
-
-def decode_arguments(arguments: str | dict[str, Any]) -> dict[str, Any]:
-    """A call's arguments as the object `tool_use.input` must be; `{}` when they are not one."""
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        value = json.loads(arguments)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _tool_result_block(result: ToolResult) -> dict[str, Any]:

@@ -60,6 +60,9 @@ from callgate.providers._common import (
     make_usage,
     map_stop_reason,
 )
+from callgate.providers._common import (
+    arguments_object as decode_arguments,
+)
 from callgate.tools import ToolSpec
 
 try:
@@ -131,18 +134,6 @@ def turn_key(request: ModelRequest) -> str:
 
 
 # --- request -------------------------------------------------------------------------------
-
-
-def decode_arguments(arguments: str | dict[str, Any]) -> dict[str, Any]:
-    """A call's arguments as the object `functionCall.args` must be; `{}` when they are not one
-    (the gate has already told the model its JSON was broken)."""
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        value = json.loads(arguments)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def response_object(result: ToolResult) -> dict[str, Any]:
