@@ -123,8 +123,8 @@ def load(category: str, n: int, offset: int = 0) -> tuple[list[dict[str, Any]], 
 
 def request_for(case: dict[str, Any]) -> Any:
     from callgate.messages import Message
-    from callgate.model import ModelRequest
-    from callgate.tools import ToolSpec
+    from callgate.models import ModelRequest
+    from callgate.tools.definition import ToolSpec
 
     turn = case["question"][0]
     system = "\n".join(m["content"] for m in turn if m["role"] == "system") or None
@@ -137,7 +137,7 @@ def request_for(case: dict[str, Any]) -> Any:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from callgate.providers.local import LocalModel
+    from callgate.providers.local.model import LocalModel
 
     ast_checker, python = _install_checker()
     model = LocalModel(

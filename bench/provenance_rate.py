@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from callgate.context import RunContext
-from callgate.gate.base import Invocation
-from callgate.gate.provenance import check_provenance
+from callgate.gate.protocols import Invocation
+from callgate.gate.middleware.provenance import check_provenance
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.tools import Tool, tool
+from callgate.tools.definition import Tool, tool
 
 
 @tool(provenance_sinks=("to",))

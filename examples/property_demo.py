@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from property_app import TOOLS, Database
 
 from callgate import Agent, Budgets, Gate, RunContext
-from callgate.agent import ModelTurn, RunFinished, ToolFinished, ToolStarted, ToolStatus
-from callgate.approvals import ApprovalRequest, CallbackApprover
-from callgate.model import Model
+from callgate.agent.loop import ModelTurn, RunFinished, ToolFinished, ToolStarted, ToolStatus
+from callgate.approvals.service import ApprovalRequest, CallbackApprover
+from callgate.models import Model
 
 # (question, whether the person asking would confirm a destructive call during it). In the
 # non-interactive run the demo answers confirmation requests the way that person would: a call
@@ -61,12 +61,12 @@ def short(text: str, n: int = 220) -> str:
 
 def make_model(provider: str, model_name: str | None) -> Model:
     if provider == "local":
-        from callgate.providers.local import LocalModel
+        from callgate.providers.local.model import LocalModel
 
         # short answers: a 135M model rambles when given room
         return LocalModel(max_tokens=160)
     if provider == "openai":
-        from callgate.providers.openai_chat import OpenAIChatModel
+        from callgate.providers.openai.chat import OpenAIChatModel
 
         return OpenAIChatModel(model_name or "gpt-4o-mini")
     if provider == "anthropic":

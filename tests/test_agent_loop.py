@@ -21,9 +21,9 @@ from callgate import (
     Usage,
     tool,
 )
-from callgate.agent import FINAL_ANSWER_PROMPT
+from callgate.agent.loop import FINAL_ANSWER_PROMPT
 from callgate.errors import ApprovalRequired, CallgateError
-from callgate.model import ModelRequest
+from callgate.models import ModelRequest
 from callgate.testing import FunctionModel, ScriptedModel, call
 
 RAN: list[tuple[str, dict[str, Any]]] = []

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from callgate import cli
-from callgate.agent import Agent
-from callgate.approvals import (
+from callgate.agent.loop import Agent
+from callgate.approvals.service import (
     ApprovalConflictError,
     ApprovalError,
     ApprovalExpiredError,
@@ -34,16 +34,18 @@ from callgate.approvals import (
     MemoryApprovalStore,
     args_hash,
     mask_arguments,
-    open_approval_store,
     process_owner,
 )
+from callgate.approvals.stores import open_approval_store
+from callgate.approvals.stores.postgres import PgApprovalStore
+from callgate.approvals.stores.sqlite import SqliteApprovalStore
 from callgate.context import RunContext
 from callgate.errors import ApprovalRequired, ToolDenied
-from callgate.gate.base import Invocation, PolicyDecision
 from callgate.gate.core import Gate
+from callgate.gate.protocols import Invocation, PolicyDecision
 from callgate.messages import ToolCall, ToolResult
-from callgate.policy import Policy, Rule
-from callgate.runstore import (
+from callgate.policy.engine import Policy, Rule
+from callgate.runs.store import (
     MemoryRunStore,
     PgRunStore,
     RunStore,
@@ -51,10 +53,8 @@ from callgate.runstore import (
     SqliteRunStore,
     open_run_store,
 )
-from callgate.stores.pg_approvals import PgApprovalStore
-from callgate.stores.sqlite_approvals import SqliteApprovalStore
 from callgate.testing import ScriptedModel, call
-from callgate.tools import tool
+from callgate.tools.definition import tool
 
 PENDING = "pending_approval"
 

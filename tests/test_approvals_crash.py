@@ -28,7 +28,7 @@ import asyncio, json, os, sys, time
 
 from callgate import Agent, Gate, RunContext, tool
 from callgate.approvals import Approvals, open_approval_store
-from callgate.runstore import open_run_store
+from callgate.runs.store import open_run_store
 from callgate.testing import ScriptedModel, call
 
 db, effects, mode = sys.argv[1], sys.argv[2], sys.argv[3]

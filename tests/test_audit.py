@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from callgate.audit import (
+from callgate.audit.log import (
     GENESIS,
     AuditLog,
     Head,
     NewRecord,
     chain_hash,
-    open_store,
-    replay,
     verify_entries,
 )
+from callgate.audit.replay import replay
+from callgate.audit.stores import open_store
 from callgate.cli import main as cli_main
 from callgate.context import RunContext
-from callgate.gate.base import CallRecord, TurnRecord
+from callgate.gate.protocols import CallRecord, TurnRecord
 from callgate.messages import ToolCall
 
 # ----------------------------------------------------------------------------- backends
@@ -442,8 +442,8 @@ def test_replay_reports_changed_outcomes(tmp_path: Path) -> None:
     import asyncio
 
     from callgate.gate.core import Gate
-    from callgate.policy import DefaultPolicy
-    from callgate.tools import tool
+    from callgate.policy.engine import DefaultPolicy
+    from callgate.tools.definition import tool
 
     sent: list[str] = []
 
@@ -482,7 +482,7 @@ def test_replay_reports_changed_outcomes(tmp_path: Path) -> None:
     # today's policy denies refunds: replay says which call changed and how
     class NoRefunds(DefaultPolicy):
         def decide(self, tool: Any, args: Any, ctx: RunContext) -> Any:
-            from callgate.gate.base import PolicyDecision
+            from callgate.gate.protocols import PolicyDecision
 
             if tool.name == "refund":
                 return PolicyDecision("deny", "no-refunds", "refunds are frozen")
@@ -519,7 +519,7 @@ def test_cli_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
     import asyncio
 
     (tmp_path / "replay_tools_mod.py").write_text(
-        "from callgate.tools import tool\n\n"
+        "from callgate.tools.definition import tool\n\n"
         "@tool\n"
         "def lookup(order_id: int) -> str:\n"
         '    """Look up an order."""\n'

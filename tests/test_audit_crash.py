@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from callgate.audit import AuditLog
+from callgate.audit.log import AuditLog
 
 _CHILD = textwrap.dedent(
     """
     import sys
-    from callgate.audit import AuditLog
+    from callgate.audit.log import AuditLog
     from callgate.context import RunContext
-    from callgate.gate.base import CallRecord
+    from callgate.gate.protocols import CallRecord
 
     log = AuditLog.open(sys.argv[1], strict=True)
     ctx = RunContext(user_id="crash", conversation_id="conv_crash", request="go")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from callgate.gate.decode import DecodeLimits, decode_arguments
-from callgate.schema import ArgumentsInvalid
+from callgate.tools.schema import ArgumentsInvalid
 
 
 def fails(raw: Any, limits: DecodeLimits = DecodeLimits()) -> str:

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter
 
-from callgate.dialects import (
+from callgate.dialects.export import (
     GEMINI_SCHEMA_KEYWORDS,
     export_tools,
     inline_refs,
@@ -31,8 +31,8 @@ from callgate.dialects import (
     to_openai_responses,
 )
 from callgate.errors import SchemaError
-from callgate.schema import ArgumentsInvalid
-from callgate.tools import Tool, ToolSpec, tool
+from callgate.tools.definition import Tool, ToolSpec, tool
+from callgate.tools.schema import ArgumentsInvalid
 from tests.fakes.http import FakeHTTPServer, Reply
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -27,8 +27,8 @@ from callgate import (
     TransientToolError,
     tool,
 )
-from callgate.gate.base import CallRecord
 from callgate.gate.core import MAX_RETRY_AFTER_S, _backoff
+from callgate.gate.protocols import CallRecord
 from callgate.testing import FailNTimes, call, hang, raise_
 
 FAST = {"backoff_base_s": 0.001, "backoff_max_s": 0.002}

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from callgate import Agent, Gate, RunContext, tool
-from callgate.approvals import Approvals
-from callgate.audit import AuditLog
-from callgate.gate.provenance import ProvenanceCheck
-from callgate.gate.ratelimit import Limit, RateLimiter
-from callgate.gate.sanitize import Sanitizer
-from callgate.policy import Policy, Rule
-from callgate.runstore import SqliteRunStore
-from callgate.stores.sqlite_approvals import SqliteApprovalStore
-from callgate.stores.sqlite_audit import SqliteAuditStore
+from callgate.approvals.service import Approvals
+from callgate.approvals.stores.sqlite import SqliteApprovalStore
+from callgate.audit.log import AuditLog
+from callgate.audit.stores.sqlite import SqliteAuditStore
+from callgate.gate.middleware.provenance import ProvenanceCheck
+from callgate.gate.middleware.ratelimit import Limit, RateLimiter
+from callgate.gate.middleware.sanitize import Sanitizer
+from callgate.policy.engine import Policy, Rule
+from callgate.runs.store import SqliteRunStore
 from callgate.testing import ScriptedModel, call
 
 SENT: list[dict[str, Any]] = []

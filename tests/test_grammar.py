@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from callgate.errors import SchemaError
-from callgate.providers.grammar import (
+from callgate.providers.local.grammar import (
     compile_call_grammar,
     compile_schema,
     gbnf_literal,
@@ -26,7 +26,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 @pytest.fixture(scope="module")
 def vocab() -> Any:
     from callgate.errors import ModelError
-    from callgate.providers.local import default_model_path
+    from callgate.providers.local.model import default_model_path
 
     try:
         path = default_model_path()

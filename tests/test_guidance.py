@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from callgate import tool
-from callgate.guidance import tool_guidance
+from callgate.agent.guidance import tool_guidance
 
 
 @tool(read_only=True, examples=[{"query": "red shoes", "limit": 5}, {"query": "élan"}])

@@ -13,16 +13,16 @@ import pytest
 from pydantic import BaseModel, Field
 
 from callgate.cli import main
-from callgate.lint import RULES, LintReport, lint_tools
-from callgate.tools import Tool, tool
+from callgate.tools.definition import Tool, tool
+from callgate.tools.lint import RULES, LintReport, lint_tools
 
 GOOD_SOURCE = '''
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from callgate.tools import tool
-from callgate.toolsets import Toolset
+from callgate.tools.definition import tool
+from callgate.tools.toolset import Toolset
 
 
 @tool(read_only=True)
@@ -65,7 +65,7 @@ NOTHING = []
 '''
 
 BAD_SOURCE = '''
-from callgate.tools import tool
+from callgate.tools.definition import tool
 
 
 @tool
@@ -85,7 +85,7 @@ def search_orders(limit: int, status: str, verbose: bool) -> list[str]:
 '''
 
 MEDIOCRE_SOURCE = '''
-from callgate.tools import tool
+from callgate.tools.definition import tool
 
 
 @tool(read_only=True)
@@ -445,7 +445,7 @@ def test_cli_reports_a_module_that_fails_to_import(
 
 
 def test_a_malformed_schema_is_an_error_not_a_crash() -> None:
-    from callgate.tools import ToolSpec
+    from callgate.tools.definition import ToolSpec
 
     spec = ToolSpec(
         "get_weather",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callgate.loopguard import LoopBreaker, coarse, normalise
+from callgate.agent.guards import LoopBreaker, coarse, normalise
 from callgate.messages import ToolCall
 
 

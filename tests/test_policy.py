@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from callgate.context import RunContext
-from callgate.gate.base import PolicyDecision
-from callgate.policy import (
+from callgate.gate.protocols import PolicyDecision
+from callgate.policy.engine import (
     DefaultPolicy,
     Policy,
     PolicyError,
@@ -22,7 +22,7 @@ from callgate.policy import (
     parse_condition,
     tool_tier,
 )
-from callgate.tools import tool
+from callgate.tools.definition import tool
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -687,7 +687,7 @@ class Ran:
 
 def gated(policy: Policy) -> tuple[Any, Ran]:
     from callgate.gate.core import Gate
-    from callgate.toolsets import Toolset
+    from callgate.tools.toolset import Toolset
 
     ran = Ran()
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from callgate import Gate, RunContext, Tool, ToolCall, tool
-from callgate.loopguard import LoopBreaker
+from callgate.agent.guards import LoopBreaker
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,10 +12,15 @@ from hypothesis import strategies as st
 
 from callgate.context import RunContext
 from callgate.errors import ToolDenied
-from callgate.gate.base import Invocation
-from callgate.gate.provenance import ProvenanceGuard, TextIndex, check_provenance, classify
+from callgate.gate.middleware.provenance import (
+    ProvenanceGuard,
+    TextIndex,
+    check_provenance,
+    classify,
+)
+from callgate.gate.protocols import Invocation
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.tools import Tool, tool
+from callgate.tools.definition import Tool, tool
 
 
 @tool(provenance_sinks=("to",))

@@ -15,7 +15,7 @@ import pytest
 
 from callgate.errors import ModelError
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     NamedToolChoice,
     ResponseFinished,
@@ -27,7 +27,7 @@ from callgate.model import (
 from callgate.providers._common import RetryPolicy
 from callgate.providers.anthropic import AnthropicModel, render_messages
 from callgate.serde import message_from_dict, message_to_dict
-from callgate.tools import Tool
+from callgate.tools.definition import Tool
 from tests.fakes.anthropic_server import (
     FakeAnthropic,
     block_stop,
@@ -566,7 +566,7 @@ def test_constructor_rejects_nonsense():
 
 
 async def test_agent_round_trip_sends_real_tool_output_back(server):
-    from callgate.agent import Agent
+    from callgate.agent.loop import Agent
 
     calls: list[str] = []
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from callgate.errors import ModelError
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     NamedToolChoice,
     ResponseFinished,
@@ -33,7 +33,7 @@ from callgate.providers.gemini import (
     response_object,
 )
 from callgate.serde import message_from_dict, message_to_dict
-from callgate.tools import Tool, tool
+from callgate.tools.definition import Tool, tool
 from tests.fakes.gemini_server import (
     FakeGemini,
     call_part,
@@ -773,7 +773,7 @@ def test_response_object_for_non_string_results(content, error, expected):
 
 
 async def test_agent_round_trip_with_id_less_calls(server):
-    from callgate.agent import Agent
+    from callgate.agent.loop import Agent
 
     def get_weather(city: str, unit: str = "c") -> str:
         return f"{city}: 21{unit.upper()}"

@@ -9,7 +9,7 @@ import pytest
 
 from callgate.errors import ModelError
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.model import (
+from callgate.models import (
     Model,
     ModelRequest,
     NamedToolChoice,
@@ -20,7 +20,7 @@ from callgate.model import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from callgate.tools import Tool, tool
+from callgate.tools.definition import Tool, tool
 
 pytest.importorskip("llama_cpp")
 slow = pytest.mark.slow  # these load the real weights
@@ -61,7 +61,7 @@ BY_NAME = {t.name: t for t in TOOLS}
 
 @pytest.fixture(scope="module")
 def model() -> object:
-    from callgate.providers.local import LocalModel, default_model_path
+    from callgate.providers.local.model import LocalModel, default_model_path
 
     try:
         default_model_path()
@@ -211,7 +211,7 @@ async def test_bad_requests_get_clear_errors(model: object) -> None:
 
 
 def test_missing_weights_file_is_a_clear_error() -> None:
-    from callgate.providers.local import LocalModel
+    from callgate.providers.local.model import LocalModel
 
     with pytest.raises(ModelError, match="model file not found"):
         LocalModel("/nonexistent/model.gguf")
@@ -219,7 +219,7 @@ def test_missing_weights_file_is_a_clear_error() -> None:
 
 @slow
 async def test_agent_runs_a_real_tool_through_the_gate(model: object) -> None:
-    from callgate.agent import Agent
+    from callgate.agent.loop import Agent
 
     seen: list[str] = []
 
@@ -245,14 +245,14 @@ async def test_agent_runs_a_real_tool_through_the_gate(model: object) -> None:
 
 
 def _c(name: str, **args: object) -> object:
-    from callgate.providers.local import _Call, _call_key
+    from callgate.providers.local.model import _Call, _call_key
 
     text = json.dumps(args)
     return _Call(name, text, _call_key(name, text))
 
 
 def test_grounding_counts_only_free_values_found_in_the_conversation() -> None:
-    from callgate.providers.local import _grounded, _grounded_share
+    from callgate.providers.local.model import _grounded, _grounded_share
 
     text = "what's the weather in new york on day 3, in celsius? budget 2.5 or 10"
     assert _grounded("New York", text) and _grounded(3, text) and _grounded(2.5, text)
@@ -274,7 +274,7 @@ def test_grounding_counts_only_free_values_found_in_the_conversation() -> None:
 
 
 def test_extra_calls_must_bring_new_values_from_the_request() -> None:
-    from callgate.providers.local import _adds_information
+    from callgate.providers.local.model import _adds_information
 
     text = "weather in boston and in tokyo, in celsius"
     first = [_c("weather", city="Boston")]

@@ -17,7 +17,7 @@ import pytest
 
 from callgate.errors import ModelError
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     NamedToolChoice,
     ResponseFinished,
@@ -36,8 +36,8 @@ from callgate.providers._common import (
     map_stop_reason,
     parse_retry_after,
 )
-from callgate.providers.openai_chat import OpenAIChatModel
-from callgate.tools import ToolSpec
+from callgate.providers.openai.chat import OpenAIChatModel
+from callgate.tools.definition import ToolSpec
 from tests.fakes.http import Reply
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
@@ -770,8 +770,8 @@ def test_map_stop_reason() -> None:
 async def test_agent_round_trip_binds_results_to_call_ids(
     server: FakeOpenAIServer, sleeps: Sleeps
 ) -> None:
-    from callgate.agent import Agent
-    from callgate.tools import tool
+    from callgate.agent.loop import Agent
+    from callgate.tools.definition import tool
 
     seen: list[str] = []
 

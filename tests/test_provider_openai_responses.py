@@ -10,7 +10,7 @@ import pytest
 
 from callgate.errors import ModelError
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     NamedToolChoice,
     ResponseFinished,
@@ -21,9 +21,9 @@ from callgate.model import (
     ToolCallStarted,
 )
 from callgate.providers._common import RetryPolicy
-from callgate.providers.openai_responses import OpenAIResponsesModel, responses_input
+from callgate.providers.openai.responses import OpenAIResponsesModel, responses_input
 from callgate.serde import message_from_dict, message_to_dict
-from callgate.tools import ToolSpec
+from callgate.tools.definition import ToolSpec
 from tests.fakes.http import Reply
 from tests.fakes.openai_server import (
     FakeOpenAIServer,

@@ -10,10 +10,15 @@ import pytest
 
 from callgate.context import RunContext
 from callgate.errors import ToolDenied
-from callgate.gate.base import Invocation
-from callgate.gate.ratelimit import Limit, MemoryRateLimitBackend, RateLimiter, denial_message
+from callgate.gate.middleware.ratelimit import (
+    Limit,
+    MemoryRateLimitBackend,
+    RateLimiter,
+    denial_message,
+)
+from callgate.gate.protocols import Invocation
 from callgate.messages import ToolCall, ToolResult
-from callgate.tools import Tool, tool
+from callgate.tools.definition import Tool, tool
 
 
 @tool
@@ -207,7 +212,7 @@ async def test_through_the_gate() -> None:
 
 
 def _redis_rl(url: str, prefix: str, limits: list[Limit]) -> RateLimiter:
-    from callgate.stores.redis_ratelimit import RedisRateLimitBackend
+    from callgate.gate.middleware.ratelimit_redis import RedisRateLimitBackend
 
     return RateLimiter(limits, RedisRateLimitBackend(url), prefix=prefix)
 
@@ -254,8 +259,8 @@ async def test_redis_concurrency(redis_url: str, redis_prefix: str) -> None:
 
 
 async def test_redis_lease_expires_when_holder_dies(redis_url: str, redis_prefix: str) -> None:
-    from callgate.gate.ratelimit import Check
-    from callgate.stores.redis_ratelimit import RedisRateLimitBackend
+    from callgate.gate.middleware.ratelimit import Check
+    from callgate.gate.middleware.ratelimit_redis import RedisRateLimitBackend
 
     backend = RedisRateLimitBackend(redis_url)
     check = [Check(redis_prefix + "lease", None, 60.0, 1, 0.3)]

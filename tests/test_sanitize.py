@@ -9,8 +9,7 @@ import pytest
 
 from callgate.context import RunContext
 from callgate.errors import ToolDenied
-from callgate.gate.base import Invocation
-from callgate.gate.sanitize import (
+from callgate.gate.middleware.sanitize import (
     DEFAULT_DETECTORS,
     SanitizeConfig,
     Sanitizer,
@@ -21,8 +20,9 @@ from callgate.gate.sanitize import (
     detect_sql,
     detect_url,
 )
+from callgate.gate.protocols import Invocation
 from callgate.messages import ToolCall, ToolResult
-from callgate.tools import tool
+from callgate.tools.definition import tool
 
 CFG = SanitizeConfig()
 

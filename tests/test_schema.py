@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from callgate import tool
-from callgate.schema import ArgumentsInvalid, FieldIssue, did_you_mean, find_unknown_keys
+from callgate.tools.schema import ArgumentsInvalid, FieldIssue, did_you_mean, find_unknown_keys
 
 
 class Priority(enum.Enum):

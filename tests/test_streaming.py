@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from callgate import Agent, Gate, Invocation, PolicyDecision, tool
-from callgate.agent import (
+from callgate.agent.loop import (
     ModelTurn,
     RunFinished,
     ToolFinished,
@@ -16,7 +16,7 @@ from callgate.agent import (
     TurnStarted,
 )
 from callgate.errors import ApprovalRequired
-from callgate.model import TextDelta, ToolCallDelta, ToolCallFinished, ToolCallStarted
+from callgate.models import TextDelta, ToolCallDelta, ToolCallFinished, ToolCallStarted
 from callgate.testing import ScriptedModel, call
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from callgate import Message, ModelRequest, ModelResponse, ToolCall, TransientToolError, Usage
-from callgate.model import Model, ResponseFinished, StreamingModel, ToolCallDelta
+from callgate.models import Model, ResponseFinished, StreamingModel, ToolCallDelta
 from callgate.testing import (
     FailNTimes,
     FunctionModel,

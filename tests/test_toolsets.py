@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from callgate import Gate, Invocation, RunContext, SchemaError, Tool, ToolResult, Toolset, tool
-from callgate.agent import Agent
+from callgate.agent.loop import Agent
 from callgate.testing import FunctionModel, call
-from callgate.toolsets import version_key
+from callgate.tools.toolset import version_key
 
 LOG: list[str] = []
 

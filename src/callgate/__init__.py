@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "Agent": "callgate.agent",
-    "Budgets": "callgate.agent",
-    "RunResult": "callgate.agent",
+    "Agent": "callgate.agent.loop",
+    "Budgets": "callgate.agent.loop",
+    "RunResult": "callgate.agent.loop",
+    "Approvals": "callgate.approvals.service",
+    "CallbackApprover": "callgate.approvals.service",
+    "open_approval_store": "callgate.approvals.stores",
+    "open_audit_store": "callgate.audit",
+    "AuditLog": "callgate.audit.log",
     "RunContext": "callgate.context",
+    "ApprovalRequired": "callgate.errors",
+    "CallgateError": "callgate.errors",
     "ErrorKind": "callgate.errors",
     "SchemaError": "callgate.errors",
     "TerminalToolError": "callgate.errors",
@@ -26,40 +33,73 @@ _EXPORTS: dict[str, str] = {
     "ToolError": "callgate.errors",
     "ToolRetry": "callgate.errors",
     "TransientToolError": "callgate.errors",
-    "Invocation": "callgate.gate.base",
-    "PolicyDecision": "callgate.gate.base",
     "Gate": "callgate.gate.core",
+    "ProvenanceCheck": "callgate.gate.middleware.provenance",
+    "ProvenanceGuard": "callgate.gate.middleware.provenance",
+    "Limit": "callgate.gate.middleware.ratelimit",
+    "RateLimiter": "callgate.gate.middleware.ratelimit",
+    "Sanitizer": "callgate.gate.middleware.sanitize",
+    "Approver": "callgate.gate.protocols",
+    "CallCheck": "callgate.gate.protocols",
+    "CallRecord": "callgate.gate.protocols",
+    "Invocation": "callgate.gate.protocols",
+    "Middleware": "callgate.gate.protocols",
+    "Observer": "callgate.gate.protocols",
+    "PolicyDecision": "callgate.gate.protocols",
+    "TurnRecord": "callgate.gate.protocols",
     "Message": "callgate.messages",
     "ToolCall": "callgate.messages",
     "ToolResult": "callgate.messages",
     "Usage": "callgate.messages",
-    "Model": "callgate.model",
-    "ModelRequest": "callgate.model",
-    "ModelResponse": "callgate.model",
-    "NamedToolChoice": "callgate.model",
-    "ExecutionOptions": "callgate.tools",
-    "Tool": "callgate.tools",
-    "ToolAnnotations": "callgate.tools",
-    "ToolSpec": "callgate.tools",
-    "tool": "callgate.tools",
-    "Toolset": "callgate.toolsets",
+    "Model": "callgate.models",
+    "ModelRequest": "callgate.models",
+    "ModelResponse": "callgate.models",
+    "NamedToolChoice": "callgate.models",
+    "DefaultPolicy": "callgate.policy.engine",
+    "Policy": "callgate.policy.engine",
+    "Rule": "callgate.policy.engine",
+    "open_run_store": "callgate.runs.store",
+    "ExecutionOptions": "callgate.tools.definition",
+    "Tool": "callgate.tools.definition",
+    "ToolAnnotations": "callgate.tools.definition",
+    "ToolSpec": "callgate.tools.definition",
+    "tool": "callgate.tools.definition",
+    "Toolset": "callgate.tools.toolset",
 }
 
 __all__ = [
     "Agent",
+    "ApprovalRequired",
+    "Approvals",
+    "Approver",
+    "AuditLog",
     "Budgets",
+    "CallCheck",
+    "CallRecord",
+    "CallbackApprover",
+    "CallgateError",
+    "DefaultPolicy",
     "ErrorKind",
     "ExecutionOptions",
     "Gate",
     "Invocation",
+    "Limit",
     "Message",
+    "Middleware",
     "Model",
     "ModelRequest",
     "ModelResponse",
     "NamedToolChoice",
+    "Observer",
+    "Policy",
     "PolicyDecision",
+    "ProvenanceCheck",
+    "ProvenanceGuard",
+    "RateLimiter",
+    "Rule",
     "RunContext",
     "RunResult",
+    "Sanitizer",
     "SchemaError",
     "TerminalToolError",
     "Tool",
@@ -72,14 +112,23 @@ __all__ = [
     "ToolSpec",
     "Toolset",
     "TransientToolError",
+    "TurnRecord",
     "Usage",
+    "open_approval_store",
+    "open_audit_store",
+    "open_run_store",
     "tool",
 ]
 
 if TYPE_CHECKING:
-    from callgate.agent import Agent, Budgets, RunResult
+    from callgate.agent.loop import Agent, Budgets, RunResult
+    from callgate.approvals.service import Approvals, CallbackApprover, open_approval_store
+    from callgate.audit import open_audit_store
+    from callgate.audit.log import AuditLog
     from callgate.context import RunContext
     from callgate.errors import (
+        ApprovalRequired,
+        CallgateError,
         ErrorKind,
         SchemaError,
         TerminalToolError,
@@ -88,12 +137,26 @@ if TYPE_CHECKING:
         ToolRetry,
         TransientToolError,
     )
-    from callgate.gate.base import Invocation, PolicyDecision
     from callgate.gate.core import Gate
+    from callgate.gate.middleware.provenance import ProvenanceCheck, ProvenanceGuard
+    from callgate.gate.middleware.ratelimit import Limit, RateLimiter
+    from callgate.gate.middleware.sanitize import Sanitizer
+    from callgate.gate.protocols import (
+        Approver,
+        CallCheck,
+        CallRecord,
+        Invocation,
+        Middleware,
+        Observer,
+        PolicyDecision,
+        TurnRecord,
+    )
     from callgate.messages import Message, ToolCall, ToolResult, Usage
-    from callgate.model import Model, ModelRequest, ModelResponse, NamedToolChoice
-    from callgate.tools import ExecutionOptions, Tool, ToolAnnotations, ToolSpec, tool
-    from callgate.toolsets import Toolset
+    from callgate.models import Model, ModelRequest, ModelResponse, NamedToolChoice
+    from callgate.policy.engine import DefaultPolicy, Policy, Rule
+    from callgate.runs.store import open_run_store
+    from callgate.tools.definition import ExecutionOptions, Tool, ToolAnnotations, ToolSpec, tool
+    from callgate.tools.toolset import Toolset
 
 
 def __getattr__(name: str) -> Any:

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 _COMMAND_MODULES = (
-    "callgate.lint",
-    "callgate.approvals_cli",
-    "callgate.audit_cli",
+    "callgate.tools.lint",
+    "callgate.approvals.cli",
+    "callgate.audit.cli",
 )
 
 
@@ -22,13 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callgate", description="callgate command line")
     sub = parser.add_subparsers(dest="command", required=True)
     for mod_name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        add = getattr(mod, "add_cli", None)
-        if add is not None:
-            add(sub)
+        # a sub-command whose module fails to import is a broken install: say so, loudly
+        importlib.import_module(mod_name).add_cli(sub)
     return parser
 
 

@@ -102,7 +102,7 @@ class ApprovalRequired(Exception):
     """Raised inside the gate when a call must wait for a person.
 
     The agent loop catches it, persists the run and returns a paused result. `request` is the
-    approval request object of the approval store (see `callgate.approvals`).
+    approval request object of the approval store (see `callgate.approvals.service`).
     """
 
     def __init__(self, approval_id: str, message: str, request: Any = None) -> None:

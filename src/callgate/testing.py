@@ -15,7 +15,7 @@ from typing import Any
 
 from callgate.errors import TransientToolError
 from callgate.messages import Message, ToolCall, Usage
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     ModelResponse,
     ModelStreamEvent,

@@ -19,7 +19,8 @@ from typing import Any
 from callgate.context import RunContext
 from callgate.errors import ApprovalRequired, ErrorKind, ToolError, TransientToolError
 from callgate.gate import render
-from callgate.gate.base import (
+from callgate.gate.decode import DEFAULT_LIMITS, DecodeLimits, decode_arguments
+from callgate.gate.protocols import (
     SEVERITY,
     Approver,
     CallCheck,
@@ -31,11 +32,10 @@ from callgate.gate.base import (
     PolicyDecision,
     PolicyEngine,
 )
-from callgate.gate.decode import DEFAULT_LIMITS, DecodeLimits, decode_arguments
 from callgate.messages import Message, ToolCall, ToolResult
-from callgate.schema import ArgumentsInvalid, FieldIssue
-from callgate.tools import Tool, ToolSpec
-from callgate.toolsets import Toolset
+from callgate.tools.definition import Tool, ToolSpec
+from callgate.tools.schema import ArgumentsInvalid, FieldIssue
+from callgate.tools.toolset import Toolset
 
 log = logging.getLogger("callgate.gate")
 
@@ -51,7 +51,7 @@ class Gate:
 
     Parameters:
         tools: a `Toolset` or any iterable of `Tool`.
-        policy: a `PolicyEngine`; default `callgate.policy.DefaultPolicy` (read-only tools run,
+        policy: a `PolicyEngine`; default `callgate.policy.engine.DefaultPolicy` (read-only tools run,
             destructive tools need approval).
         approver: decides "approve" decisions; without one such calls are denied.
         middleware: call-time concerns (rate limits, sanitisation, provenance, cache), outermost
@@ -81,7 +81,7 @@ class Gate:
         max_result_chars: int = 20_000,
     ) -> None:
         if policy is None:
-            from callgate.policy import DefaultPolicy
+            from callgate.policy.engine import DefaultPolicy
 
             policy = DefaultPolicy()
         self.toolset = tools if isinstance(tools, Toolset) else Toolset(tools)
@@ -579,7 +579,7 @@ def _drop_nulls(args: dict[str, Any], names: frozenset[str], tool: Tool) -> dict
     mode makes every optional parameter nullable); nested ones are restored by the dialect."""
     out = {k: v for k, v in args.items() if not (v is None and k in names)}
     try:
-        from callgate.dialects import restore_strict_nulls
+        from callgate.dialects.export import restore_strict_nulls
     except ImportError:  # pragma: no cover - dialects ships with the package
         return out
     try:

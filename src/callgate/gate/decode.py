@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from callgate.schema import ArgumentsInvalid, FieldIssue
+from callgate.tools.schema import ArgumentsInvalid, FieldIssue
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from callgate.redaction import is_secret_key
-from callgate.schema import FieldIssue, did_you_mean
+from callgate.tools.schema import FieldIssue, did_you_mean
 
 MASK = "***"
 _MAX_GIVEN = 80

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "AnthropicModel": "callgate.providers.anthropic",
     "GeminiModel": "callgate.providers.gemini",
-    "LocalModel": "callgate.providers.local",
-    "OpenAIChatModel": "callgate.providers.openai_chat",
-    "OpenAIResponsesModel": "callgate.providers.openai_responses",
+    "LocalModel": "callgate.providers.local.model",
+    "OpenAIChatModel": "callgate.providers.openai.chat",
+    "OpenAIResponsesModel": "callgate.providers.openai.responses",
     "RetryPolicy": "callgate.providers._common",
     "parse_text_tool_calls": "callgate.providers.textcalls",
 }
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from callgate.providers._common import RetryPolicy
     from callgate.providers.anthropic import AnthropicModel
     from callgate.providers.gemini import GeminiModel
-    from callgate.providers.local import LocalModel
-    from callgate.providers.openai_chat import OpenAIChatModel
-    from callgate.providers.openai_responses import OpenAIResponsesModel
+    from callgate.providers.local.model import LocalModel
+    from callgate.providers.openai.chat import OpenAIChatModel
+    from callgate.providers.openai.responses import OpenAIResponsesModel
     from callgate.providers.textcalls import parse_text_tool_calls
 
 

@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from callgate.dialects import to_anthropic
+from callgate.dialects.export import to_anthropic
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     ModelResponse,
     ModelStreamEvent,

@@ -12,7 +12,7 @@ What the wire format asks for, and what this module guarantees:
   same ids (streamed or not) and calls in different turns never share one. When results are
   rendered, the id leads back to the call's name and position; a synthesized id is never sent to
   the API, an id the API gave is echoed.
-- Tool schemas are reduced to the subset Gemini accepts by `callgate.dialects.to_gemini`.
+- Tool schemas are reduced to the subset Gemini accepts by `callgate.dialects.export.to_gemini`.
 - Thinking models attach a `thoughtSignature` to parts of a reply (to a call, to a text part, to
   a thought part) that must be echoed on that part when the turn is sent again; for function
   calls the API refuses a turn whose signature is missing. The state travels with the
@@ -38,10 +38,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from callgate.dialects import to_gemini
+from callgate.dialects.export import to_gemini
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
-from callgate.model import (
+from callgate.models import (
     ModelRequest,
     ModelResponse,
     ModelStreamEvent,
@@ -63,7 +63,7 @@ from callgate.providers._common import (
 from callgate.providers._common import (
     arguments_object as decode_arguments,
 )
-from callgate.tools import ToolSpec
+from callgate.tools.definition import ToolSpec
 
 try:
     from google import genai

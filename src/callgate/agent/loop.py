@@ -1,0 +1,635 @@
+"""The agent loop: ask the model ▸ gate its calls (in parallel) ▸ hand back results ▸ repeat.
+
+Guards, all on by default:
+
+- `max_iterations` model turns; then one last request with tools switched off, asking for a final
+  answer from what is known;
+- a loop breaker (`callgate.agent.guards`) that first explains, in the tool result, why a repeated or
+  ping-pong call was not run, and stops the run if it happens again;
+- budgets on tool calls, tokens, cost and correction attempts, each ending the run with a plain
+  reason;
+- `tool_choice` per run and per step.
+
+A call that needs a person's approval pauses the run: its state is saved in a `RunStore` and
+`Agent.resume(run_id)` continues it once the approval is decided (in the same or a new process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from callgate import serde
+from callgate.agent.guards import LoopBreaker
+from callgate.agent.guidance import tool_guidance
+from callgate.context import RunContext
+from callgate.errors import BudgetExceeded, CallgateError, ErrorKind
+from callgate.gate.core import Gate
+from callgate.gate.protocols import TurnRecord
+from callgate.messages import Message, ToolCall, ToolResult, Usage
+from callgate.models import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ModelStreamEvent,
+    ResponseFinished,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolChoice,
+)
+from callgate.runs.store import MemoryRunStore, RunStore
+from callgate.tools.definition import Tool, ToolSpec
+from callgate.tools.toolset import Toolset
+
+RunStatus = Literal["completed", "paused", "stopped"]
+_PENDING = ErrorKind.PENDING_APPROVAL.value
+
+FINAL_ANSWER_PROMPT = (
+    "You have used all the steps allowed for this request. Do not call any tool. Answer the "
+    "user now with what you have found so far, and say plainly what is still missing."
+)
+
+
+@dataclass(slots=True)
+class Budgets:
+    """Run-level limits. None means unlimited."""
+
+    max_iterations: int = 10
+    max_tool_calls: int | None = 50
+    max_total_tokens: int | None = None
+    max_cost_usd: float | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended.
+
+    - completed: the model answered (`output`).
+    - paused: calls wait for approval (`pending`: their approval ids); resume with `run_id`.
+    - stopped: a guard ended it (`reason`: iterations, loop, budget:..., corrections); `output`
+      holds the final answer when one could still be obtained.
+    """
+
+    status: RunStatus
+    output: str
+    messages: list[Message]
+    usage: Usage
+    run_id: str
+    reason: str | None = None
+    turns: int = 0
+    tool_calls: int = 0
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    results: list[ToolResult] = field(default_factory=list)
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    turn: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """A complete model turn (after streaming, if any)."""
+
+    turn: int
+    response: ModelResponse
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStarted:
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStatus:
+    """Emitted every `status_interval_s` while a call is still running."""
+
+    call: ToolCall
+    elapsed_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    result: ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    result: RunResult
+
+
+AgentEvent = (
+    TurnStarted
+    | TextDelta
+    | ToolCallStarted
+    | ToolCallDelta
+    | ToolCallFinished
+    | ModelTurn
+    | ToolStarted
+    | ToolStatus
+    | ToolFinished
+    | RunFinished
+)
+
+StepChoice = Callable[[int], ToolChoice | None]
+
+
+class Agent:
+    """A model, a gate and the guards around them.
+
+    `tools` is a `Gate` (for full control of policy, approval, middleware) or tools/a toolset
+    (a default gate is built). `instructions` is the system prompt; tool-use guidance generated
+    from the tools is appended unless `guidance=False` or replaced by a string.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        tools: Gate | Toolset | Iterable[Tool] = (),
+        *,
+        instructions: str | None = None,
+        guidance: bool | str = True,
+        budgets: Budgets | None = None,
+        tool_choice: ToolChoice = "auto",
+        parallel_tool_calls: bool = True,
+        strict: bool = False,
+        breaker: Callable[[], LoopBreaker] | None = LoopBreaker,
+        run_store: RunStore | None = None,
+        status_interval_s: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.gate = tools if isinstance(tools, Gate) else Gate(tools)
+        self.instructions = instructions
+        self.guidance = guidance
+        self.budgets = budgets or Budgets()
+        self.tool_choice: ToolChoice = tool_choice
+        self.parallel_tool_calls = parallel_tool_calls
+        self.strict = strict
+        self._breaker_factory = breaker
+        self.run_store: RunStore = run_store or MemoryRunStore()
+        self.status_interval_s = status_interval_s
+        self._system_cache: tuple[tuple[str, ...], str | None] | None = None
+
+    # public entry points -------------------------------------------------------------------
+
+    async def run(
+        self,
+        prompt: str | Sequence[Message],
+        *,
+        ctx: RunContext | None = None,
+        tool_choice: ToolChoice | None = None,
+        step_tool_choice: StepChoice | None = None,
+    ) -> RunResult:
+        """Run until the model answers, a guard stops it, or a call waits for approval."""
+        result: RunResult | None = None
+        async for ev in self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=False):
+            if isinstance(ev, RunFinished):
+                result = ev.result
+        assert result is not None
+        return result
+
+    def run_sync(
+        self,
+        prompt: str | Sequence[Message],
+        *,
+        ctx: RunContext | None = None,
+        tool_choice: ToolChoice | None = None,
+        step_tool_choice: StepChoice | None = None,
+    ) -> RunResult:
+        """Blocking twin of `run`."""
+        return asyncio.run(
+            self.run(prompt, ctx=ctx, tool_choice=tool_choice, step_tool_choice=step_tool_choice)
+        )
+
+    def stream(
+        self,
+        prompt: str | Sequence[Message],
+        *,
+        ctx: RunContext | None = None,
+        tool_choice: ToolChoice | None = None,
+        step_tool_choice: StepChoice | None = None,
+    ) -> AsyncIterator[AgentEvent]:
+        """Events as they happen: text and argument deltas (when the model streams), each call
+        starting, status while slow tools run, each result, and `RunFinished` last."""
+        return self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=True)
+
+    async def resume(self, run_id: str, *, deps: Any = None) -> RunResult:
+        """Continue a paused run after its approvals were decided.
+
+        Pending calls go through the gate again: approved ones run (exactly once, guaranteed by
+        the approval store), denied ones come back to the model as denied, and ones still
+        undecided keep the run paused.
+        """
+        result: RunResult | None = None
+        async for ev in self._resume(run_id, deps, streaming=False):
+            if isinstance(ev, RunFinished):
+                result = ev.result
+        assert result is not None
+        return result
+
+    def resume_sync(self, run_id: str, *, deps: Any = None) -> RunResult:
+        return asyncio.run(self.resume(run_id, deps=deps))
+
+    # the loop ------------------------------------------------------------------------------
+
+    async def _loop(
+        self,
+        prompt: str | Sequence[Message],
+        ctx: RunContext | None,
+        tool_choice: ToolChoice | None,
+        step_tool_choice: StepChoice | None,
+        *,
+        streaming: bool,
+    ) -> AsyncIterator[AgentEvent]:
+        ctx = ctx or RunContext()
+        if isinstance(prompt, str):
+            messages = [Message.user(prompt)]
+            if ctx.request is None:
+                ctx.request = prompt
+        else:
+            messages = [m for m in prompt if m.role != "system"]
+            if ctx.request is None:
+                users = [m.content for m in messages if m.role == "user"]
+                ctx.request = users[-1] if users else None
+        state = _RunState(
+            ctx=ctx,
+            messages=messages,
+            breaker=self._breaker_factory() if self._breaker_factory else None,
+            tool_choice=tool_choice or self.tool_choice,
+            step_tool_choice=step_tool_choice,
+        )
+        async for ev in self._drive(state, streaming):
+            yield ev
+
+    async def _resume(
+        self, run_id: str, deps: Any, *, streaming: bool
+    ) -> AsyncIterator[AgentEvent]:
+        saved = self.run_store.load(run_id)
+        if saved is None:
+            raise CallgateError(f"no paused run {run_id!r} in the run store")
+        ctx = serde.context_from_dict(saved["ctx"], deps)
+        state = _RunState(
+            ctx=ctx,
+            messages=[serde.message_from_dict(m) for m in saved["messages"]],
+            breaker=self._breaker_factory() if self._breaker_factory else None,
+            tool_choice=saved.get("tool_choice", "auto"),
+            step_tool_choice=None,
+            usage=serde.usage_from_dict(saved["usage"]),
+            turns=saved["turns"],
+            calls_made=saved["calls_made"],
+        )
+        if state.breaker is not None:
+            for m in state.messages:
+                if m.tool_calls:
+                    state.breaker.check_turn(list(m.tool_calls))
+        calls = [serde.call_from_dict(c) for c in saved["calls"]]
+        done = {r["call_id"]: serde.result_from_dict(r) for r in saved["done"]}
+        todo = [c for c in calls if c.id not in done]
+        fresh = await self.gate.execute_many(todo, ctx, state.messages)
+        for r in fresh:
+            done[r.call_id] = r
+            yield ToolFinished(r)
+        results = [done[c.id] for c in calls]
+        outcome = self._after_calls(state, calls, results)
+        if outcome is not None:
+            yield RunFinished(outcome)
+            return
+        self.run_store.delete(run_id)
+        async for ev in self._drive(state, streaming):
+            yield ev
+
+    async def _drive(self, st: _RunState, streaming: bool) -> AsyncIterator[AgentEvent]:
+        b = self.budgets
+        while True:
+            if st.turns >= b.max_iterations:
+                async for ev in self._final_answer(st, "max_iterations", streaming):
+                    yield ev
+                return
+            st.ctx.turn = st.turns
+            choice = st.tool_choice
+            if st.step_tool_choice is not None:
+                choice = st.step_tool_choice(st.turns) or choice
+            specs = self.gate.specs(st.ctx)
+            yield TurnStarted(st.turns)
+            response: ModelResponse | None = None
+            t0 = time.perf_counter()
+            req = self._request(st, specs, choice)
+            if streaming and hasattr(self.model, "stream"):
+                async for ev in self.model.stream(req):
+                    if isinstance(ev, ResponseFinished):
+                        response = ev.response
+                    else:
+                        yield ev
+                if response is None:
+                    raise CallgateError(
+                        f"model {self.model.name!r} ended a stream without a response"
+                    )
+            else:
+                response = await self.model.request(req)
+            dt = time.perf_counter() - t0
+            st.turns += 1
+            st.usage = st.usage + response.usage
+            st.messages.append(response.message)
+            self._record_turn(st, response, dt)
+            yield ModelTurn(st.turns - 1, response, dt)
+            over = self._over_budget(st)
+            if over is not None:
+                yield RunFinished(self._result(st, "stopped", response.text, over))
+                return
+            calls = response.message.tool_calls
+            if not calls:
+                yield RunFinished(self._result(st, "completed", response.text))
+                return
+            _ensure_ids(calls, st.turns)
+            results: list[ToolResult | None] = [None] * len(calls)
+            if choice == "none":
+                for i, c in enumerate(calls):
+                    results[i] = ToolResult(
+                        c.id,
+                        c.name,
+                        "Not run: tools are switched off for this step. Answer in text.",
+                        ErrorKind.CORRECTABLE.value,
+                    )
+            stop_loop = False
+            if st.breaker is not None and choice != "none":
+                for i, trip in enumerate(st.breaker.check_turn(list(calls))):
+                    if trip is not None:
+                        results[i] = ToolResult(
+                            calls[i].id, calls[i].name, trip.message, ErrorKind.CORRECTABLE.value
+                        )
+                        results[i].metadata["loop"] = trip.reason  # type: ignore[union-attr]
+                        stop_loop = stop_loop or trip.verdict == "stop"
+            if b.max_tool_calls is not None:
+                for i, c in enumerate(calls):
+                    if results[i] is None:
+                        if st.calls_made >= b.max_tool_calls:
+                            results[i] = ToolResult(
+                                c.id,
+                                c.name,
+                                "Not run: the tool-call budget of this run is used up. Answer "
+                                "with what you have.",
+                                ErrorKind.DENIED.value,
+                            )
+                            stop_loop = True
+                        else:
+                            st.calls_made += 1
+            else:
+                st.calls_made += sum(1 for r in results if r is None)
+            todo = [c for c, r in zip(calls, results, strict=True) if r is None]
+            if todo:
+                if streaming:
+                    async for ev in self._execute_streaming(st, todo):
+                        if isinstance(ev, ToolFinished):
+                            idx = next(
+                                i
+                                for i, c in enumerate(calls)
+                                if c.id == ev.result.call_id and results[i] is None
+                            )
+                            results[idx] = ev.result
+                        yield ev
+                else:
+                    fresh = await self.gate.execute_many(todo, st.ctx, st.messages)
+                    it = iter(fresh)
+                    for i in range(len(results)):
+                        if results[i] is None:
+                            results[i] = next(it)
+            final = [r for r in results if r is not None]
+            outcome = self._after_calls(st, list(calls), final)
+            if outcome is not None:
+                yield RunFinished(outcome)
+                return
+            if stop_loop:
+                reason = (
+                    "budget:tool_calls"
+                    if not any(r.metadata.get("loop") for r in final)
+                    else "loop"
+                )
+                async for ev in self._final_answer(st, reason, streaming):
+                    yield ev
+                return
+
+    def _after_calls(
+        self, st: _RunState, calls: list[ToolCall], results: list[ToolResult]
+    ) -> RunResult | None:
+        """Append results, or pause/stop. Returns a RunResult when the run ends here."""
+        st.results.extend(r for r in results if r.error_kind != _PENDING)
+        pending = [r for r in results if r.error_kind == _PENDING]
+        if pending:
+            state = {
+                "ctx": serde.context_to_dict(st.ctx),
+                "messages": [serde.message_to_dict(m) for m in st.messages],
+                "calls": [serde.call_to_dict(c) for c in calls],
+                "done": [serde.result_to_dict(r) for r in results if r.error_kind != _PENDING],
+                "usage": serde.usage_to_dict(st.usage),
+                "turns": st.turns,
+                "calls_made": st.calls_made,
+                "tool_choice": st.tool_choice if isinstance(st.tool_choice, str) else "auto",
+                "paused_at": time.time(),
+            }
+            self.run_store.save(st.ctx.run_id, state)
+            res = self._result(st, "paused", "", "approval")
+            res.pending = [
+                {
+                    "call_id": r.call_id,
+                    "tool": r.name,
+                    "approval_id": r.metadata.get("approval_id"),
+                    "message": r.content,
+                }
+                for r in pending
+            ]
+            return res
+        for r in results:
+            st.messages.append(Message.tool(r))
+        if any(r.metadata.get("correction_budget_exhausted") for r in results):
+            return self._result(
+                st,
+                "stopped",
+                "I could not complete this: my tool calls kept failing validation and the "
+                "correction budget for this request is used up.",
+                "corrections",
+            )
+        return None
+
+    async def _execute_streaming(
+        self, st: _RunState, calls: list[ToolCall]
+    ) -> AsyncIterator[AgentEvent]:
+        sem = asyncio.Semaphore(self.gate.max_parallel)
+
+        async def one(c: ToolCall) -> ToolResult:
+            async with sem:
+                return await self.gate.execute(c, st.ctx, st.messages)
+
+        started = time.perf_counter()
+        tasks: dict[asyncio.Task[ToolResult], ToolCall] = {}
+        for c in calls:
+            yield ToolStarted(c)
+            tasks[asyncio.ensure_future(one(c))] = c
+        try:
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending, timeout=self.status_interval_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                for t in done:
+                    yield ToolFinished(t.result())
+                if not done:
+                    for t in pending:
+                        yield ToolStatus(tasks[t], time.perf_counter() - started)
+        finally:
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+
+    async def _final_answer(
+        self, st: _RunState, reason: str, streaming: bool
+    ) -> AsyncIterator[AgentEvent]:
+        st.messages.append(Message.user(FINAL_ANSWER_PROMPT))
+        req = self._request(st, self.gate.specs(st.ctx), "none")
+        t0 = time.perf_counter()
+        response: ModelResponse | None = None
+        if streaming and hasattr(self.model, "stream"):
+            # the final answer streams like any other; calls it still proposes are not shown
+            async for ev in self.model.stream(req):
+                if isinstance(ev, ResponseFinished):
+                    response = ev.response
+                elif isinstance(ev, TextDelta):
+                    yield ev
+            if response is None:
+                raise CallgateError(f"model {self.model.name!r} ended a stream without a response")
+        else:
+            response = await self.model.request(req)
+        st.usage = st.usage + response.usage
+        st.turns += 1
+        text = response.text
+        if response.tool_calls:
+            text = text or "I could not finish this request within the allowed steps."
+            response.message.tool_calls = []
+        st.messages.append(response.message)
+        self._record_turn(st, response, time.perf_counter() - t0)
+        yield ModelTurn(st.turns - 1, response, time.perf_counter() - t0)
+        yield RunFinished(self._result(st, "stopped", text, reason))
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _system(self, specs: list[ToolSpec]) -> str | None:
+        key = tuple(s.name for s in specs)
+        if self._system_cache is not None and self._system_cache[0] == key:
+            return self._system_cache[1]
+        parts = [self.instructions] if self.instructions else []
+        if self.guidance is True:
+            g = tool_guidance(specs)
+            if g:
+                parts.append(g)
+        elif isinstance(self.guidance, str) and self.guidance:
+            parts.append(self.guidance)
+        system = "\n\n".join(parts) or None
+        self._system_cache = (key, system)
+        return system
+
+    def _request(self, st: _RunState, specs: list[ToolSpec], choice: ToolChoice) -> ModelRequest:
+        return ModelRequest(
+            messages=list(st.messages),  # a snapshot: the run keeps appending
+            tools=specs,
+            system=self._system(specs),
+            tool_choice=choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            strict=self.strict,
+        )
+
+    def _over_budget(self, st: _RunState) -> str | None:
+        b = self.budgets
+        if b.max_total_tokens is not None and st.usage.total_tokens > b.max_total_tokens:
+            return "budget:tokens"
+        if b.max_cost_usd is not None and st.usage.cost_usd > b.max_cost_usd:
+            return "budget:cost"
+        return None
+
+    def _record_turn(self, st: _RunState, response: ModelResponse, dt: float) -> None:
+        observers = self.gate.observers
+        if not observers:
+            return
+        rec = TurnRecord(
+            ctx=st.ctx,
+            turn=st.turns - 1,
+            model=response.model or self.model.name,
+            text=response.text,
+            tool_calls=list(response.tool_calls),
+            stop_reason=response.stop_reason,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cost_usd=response.usage.cost_usd,
+            duration_s=dt,
+            sensitive=self._sensitive(st.ctx, response.tool_calls),
+        )
+        for o in observers:
+            try:
+                o.on_turn(rec)
+            except Exception:
+                import logging
+
+                logging.getLogger("callgate.agent.loop").exception("observer %r failed", o)
+
+    def _sensitive(self, ctx: RunContext, calls: Sequence[ToolCall]) -> dict[str, frozenset[str]]:
+        out: dict[str, frozenset[str]] = {}
+        for c in calls:
+            t, _ = self.gate.toolset.resolve(c.name, ctx)
+            if t is not None and t.annotations.sensitive:
+                out[c.name] = t.annotations.sensitive
+        return out
+
+    def _result(
+        self, st: _RunState, status: RunStatus, output: str, reason: str | None = None
+    ) -> RunResult:
+        return RunResult(
+            status=status,
+            output=output,
+            messages=st.messages,
+            usage=st.usage,
+            run_id=st.ctx.run_id,
+            reason=reason,
+            turns=st.turns,
+            tool_calls=st.calls_made,
+            results=st.results,
+        )
+
+
+@dataclass(slots=True)
+class _RunState:
+    ctx: RunContext
+    messages: list[Message]
+    breaker: LoopBreaker | None
+    tool_choice: ToolChoice
+    step_tool_choice: StepChoice | None
+    usage: Usage = field(default_factory=Usage)
+    turns: int = 0
+    calls_made: int = 0
+    results: list[ToolResult] = field(default_factory=list)
+
+
+def _ensure_ids(calls: list[ToolCall], turn: int) -> None:
+    """Calls without an id (or with a duplicate one) get a stable generated id, so each result
+    can be matched to exactly one call."""
+    seen: set[str] = set()
+    for i, c in enumerate(calls):
+        if not c.id or c.id in seen:
+            c.id = f"call_t{turn}_{i}"
+        seen.add(c.id)
+
+
+__all__ = [
+    "Agent",
+    "AgentEvent",
+    "BudgetExceeded",
+    "Budgets",
+    "ModelStreamEvent",
+    "RunResult",
+]

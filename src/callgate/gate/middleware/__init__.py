@@ -1,0 +1,1 @@
+"""Call-time middleware, one concern per module: rate limits, sanitisation, provenance."""

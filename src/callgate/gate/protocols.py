@@ -1,0 +1,193 @@
+"""The gate's extension points: invocations, middleware, policy, approval and observers.
+
+Call-time chain (fixed order, each concern optional):
+
+    decode ▸ validate ▸ policy + checks (allow / deny / approve ▸ approver) ▸ middleware...
+    ▸ timeout/retry ▸ run
+
+Decoding and validation are built into the gate (they must run first and cannot be skipped).
+Policy is a single decision taken before any middleware runs, and the same object decides what a
+run may *see* at list time (`PolicyEngine.visible`), so the two can never disagree. Middleware
+(rate limits, sanitisation, provenance, caching) wraps the execution and sees validated arguments.
+Observers receive one `CallRecord` per call, whatever its outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from callgate.context import RunContext
+from callgate.messages import Message, ToolCall, ToolResult
+
+if TYPE_CHECKING:
+    from callgate.tools.definition import Tool
+
+Effect = Literal["allow", "deny", "approve"]
+#: how strict each effect is; combining decisions keeps the strictest
+SEVERITY: dict[str, int] = {"allow": 0, "approve": 1, "deny": 2}
+
+
+SourceKind = Literal["user", "named_object", "trusted_tool", "approved", "untrusted", "constant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArgumentSource:
+    """Where one argument value of a call came from, as the provenance check saw it.
+
+    `path` is the argument's path (``to``, ``items[0].id``); `value` is the value as recorded
+    (truncated, never a secret); `detail` names what it matched (the user's text span, the named
+    object's kind and id, the trusted tool, the approval id) or, for ``untrusted``, why nothing did.
+    """
+
+    path: str
+    value: str
+    source: SourceKind
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceReport:
+    """The provenance check's findings for one call, kept on the invocation and its record so
+    every decision can be explained from the audit log."""
+
+    arguments: tuple[ArgumentSource, ...] = ()
+    #: whether the call's side effect is within the run's intent scope (None: no scope set)
+    in_scope: bool | None = None
+    #: the action the check asked for ("allow", "approve", "deny") and why
+    effect: Effect = "allow"
+    reason: str = ""
+
+    @property
+    def untrusted(self) -> tuple[ArgumentSource, ...]:
+        return tuple(a for a in self.arguments if a.source == "untrusted")
+
+
+@dataclass(slots=True)
+class Invocation:
+    """One proposed call on its way through the gate.
+
+    `args` are the validated keyword arguments (never the raw ones). `history` is the
+    conversation so far (user messages are trusted, tool results are not); it is empty when a
+    call is executed directly. `state` lets middleware pass facts along (a decision, an
+    approval id, a cache hit) that end up in the `CallRecord`.
+    """
+
+    call: ToolCall
+    ctx: RunContext
+    tool: Tool
+    args: dict[str, Any]
+    history: Sequence[Message] = ()
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+Next = Callable[[Invocation], Awaitable[ToolResult]]
+
+
+@runtime_checkable
+class Middleware(Protocol):
+    """Wraps the execution of a validated, authorised call.
+
+    Return `await next(inv)` to continue, return a `ToolResult` to short-circuit (a cache hit),
+    or raise a `callgate.errors.ToolError` subclass to refuse (`ToolDenied` for rate limits and
+    sanitisation). Middleware may also define `visible(tool, ctx) -> bool` to hide tools at list
+    time.
+    """
+
+    async def __call__(self, inv: Invocation, next: Next) -> ToolResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """allow, deny or approve (needs a person), with the rule that decided and why."""
+
+    effect: Effect
+    rule: str
+    reason: str = ""
+
+
+@runtime_checkable
+class PolicyEngine(Protocol):
+    def decide(self, tool: Tool, args: dict[str, Any], ctx: RunContext) -> PolicyDecision:
+        """The decision for a call with validated arguments."""
+        ...
+
+    def visible(self, tool: Tool, ctx: RunContext) -> bool:
+        """Whether the run may see the tool at all (False when every call would be denied)."""
+        ...
+
+
+@runtime_checkable
+class CallCheck(Protocol):
+    """A call-time check that may make the policy's decision stricter (never looser).
+
+    It sees the whole `Invocation` (validated arguments and conversation history), which a
+    `PolicyEngine` does not: provenance of untrusted values is the standard example. Return None
+    to leave the decision as it is, or an "approve" / "deny" decision with its rule.
+    """
+
+    def decide(self, inv: Invocation) -> PolicyDecision | None: ...
+
+
+@runtime_checkable
+class Approver(Protocol):
+    """Turns an "approve" decision into a verdict.
+
+    Return normally when the call is approved (it then runs exactly once); raise
+    `callgate.errors.ToolDenied` when a person denied it; raise `callgate.errors.ApprovalRequired`
+    to pause the run until someone decides.
+    """
+
+    async def check(self, inv: Invocation, decision: PolicyDecision) -> None: ...
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Everything the gate knows about one finished call, for audit, metrics and traces.
+
+    `arguments` are the validated arguments when validation passed, else the decoded (or raw)
+    ones; observers must redact them (see `callgate.redaction`) before storing them.
+    """
+
+    call_id: str
+    tool: str
+    version: str | None
+    ctx: RunContext
+    arguments: Any
+    decision: Effect | None
+    rule: str | None
+    error_kind: str | None
+    result_summary: str
+    started_at: float
+    duration_s: float
+    attempts: int = 1
+    sensitive: frozenset[str] = frozenset()
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """One model turn as seen by the agent loop."""
+
+    ctx: RunContext
+    turn: int
+    model: str
+    text: str
+    tool_calls: list[ToolCall]
+    stop_reason: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_s: float
+    #: sensitive parameter names of each called tool, so observers can redact the proposed
+    #: arguments the same way the gate redacts validated ones
+    sensitive: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+class Observer(Protocol):
+    """Receives records; must not raise (failures are logged and swallowed by the gate)."""
+
+    def on_call(self, record: CallRecord) -> None: ...
+
+    def on_turn(self, record: TurnRecord) -> None: ...

@@ -1,0 +1,539 @@
+"""The policy condition language: the ``when`` expressions of `callgate.policy.engine` rules.
+
+A condition such as ``amount > 1000 and ctx.tenant == "acme"`` is tokenized and parsed into a
+small tree (never ``eval``-ed), then evaluated against a call's validated arguments, the run
+context and the tool, with three-valued logic at list time (arguments unknown). The language is
+described in `callgate.policy.engine`; it lives here so the rule engine stays one concern and this
+parser/evaluator can be read (and fuzzed) on its own.
+
+`PolicyError` and `tool_tier` live here too because the language raises the one and reads the
+other (``tool.tier``); `callgate.policy.engine` re-exports them, so import them from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final, TypeAlias
+
+from callgate.context import RunContext
+from callgate.errors import CallgateError
+from callgate.tools.definition import Tool
+
+__all__ = [
+    "UNKNOWN",
+    "Condition",
+    "ConditionError",
+    "PolicyError",
+    "Tri",
+    "parse_condition",
+    "tool_tier",
+]
+
+
+def tool_tier(tool: Tool) -> str:
+    """The tool's policy tier: its ``tier`` annotation, else ``read`` for read-only tools and
+    ``write`` for every other tool (anything not declared read-only may change state)."""
+    ann = tool.annotations
+    if ann.tier:
+        return ann.tier
+    return "read" if ann.read_only else "write"
+
+
+class PolicyError(CallgateError):
+    """A policy (file, rule or condition) was refused when it was loaded or built."""
+
+
+class ConditionError(Exception):
+    """A condition could not be evaluated for a call (incompatible types, bad path)."""
+
+
+# --- condition language --------------------------------------------------------------------
+
+
+class _Unknown:
+    """The value of an argument at list time, when no arguments exist yet."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Final = _Unknown()
+_MISSING: Final = object()
+Tri: TypeAlias = "bool | _Unknown"
+
+_MAX_CONDITION_LEN: Final = 4000
+_MAX_DEPTH: Final = 40
+_CTX_FIELDS: Final = frozenset({"user_id", "roles", "tenant", "turn"})
+_TOOL_FIELDS: Final = frozenset({"name", "tier", "version"})
+_KEYWORDS: Final = frozenset(
+    {"and", "or", "not", "in", "contains", "matches", "startswith", "endswith"}
+)
+_LITERALS: Final = {"true": True, "false": False, "null": None}
+_WORD_OPS: Final = frozenset({"in", "contains", "matches", "startswith", "endswith"})
+
+_TOKEN_RE: Final = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|\d+))*)
+  | (?P<op>==|!=|<=|>=|<|>)
+  | (?P<punct>[()\[\],])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # num | str | name | kw | lit | op | punct | end
+    value: Any
+    pos: int
+
+
+def _unescape(body: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append({"n": "\n", "t": "\t"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            raise PolicyError(f"unexpected character {text[pos]!r} at column {pos + 1}")
+        kind = m.lastgroup or ""
+        raw = m.group()
+        if kind == "num":
+            num: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            toks.append(_Tok("num", num, pos))
+        elif kind == "str":
+            toks.append(_Tok("str", _unescape(raw[1:-1]), pos))
+        elif kind == "name":
+            if raw in _KEYWORDS:
+                toks.append(_Tok("kw", raw, pos))
+            elif raw in _LITERALS:
+                toks.append(_Tok("lit", _LITERALS[raw], pos))
+            else:
+                toks.append(_Tok("name", raw, pos))
+        elif kind in ("op", "punct"):
+            toks.append(_Tok(kind, raw, pos))
+        pos = m.end()
+    toks.append(_Tok("end", None, len(text)))
+    return toks
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Path:
+    """A field path: scope is "args", "ctx" or "tool"."""
+
+    scope: str
+    parts: tuple[str, ...]
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Lit:
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Cmp:
+    op: str
+    left: _Path | _Lit
+    right: _Path | _Lit | re.Pattern[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Truthy:
+    operand: _Path | _Lit
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Not:
+    expr: _Node
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _BoolOp:
+    op: str  # and | or
+    items: tuple[_Node, ...]
+
+
+_Node: TypeAlias = "_Cmp | _Truthy | _Not | _BoolOp"
+
+
+class _Parser:
+    """Recursive descent over the token list; depth-limited so a hostile file cannot blow the
+    stack."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+        self.depth = 0
+
+    def peek(self, offset: int = 0) -> _Tok:
+        return self.toks[min(self.i + offset, len(self.toks) - 1)]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def fail(self, tok: _Tok, expected: str) -> PolicyError:
+        got = "end of condition" if tok.kind == "end" else repr(self.text[tok.pos :][:20])
+        return PolicyError(f"expected {expected} at column {tok.pos + 1}, found {got}")
+
+    def parse(self) -> _Node:
+        node = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise self.fail(tok, "'and', 'or' or the end of the condition")
+        return node
+
+    def or_expr(self) -> _Node:
+        items = [self.and_expr()]
+        while self.peek().kind == "kw" and self.peek().value == "or":
+            self.take()
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else _BoolOp("or", tuple(items))
+
+    def and_expr(self) -> _Node:
+        items = [self.not_expr()]
+        while self.peek().kind == "kw" and self.peek().value == "and":
+            self.take()
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else _BoolOp("and", tuple(items))
+
+    def not_expr(self) -> _Node:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise PolicyError(f"condition is nested more than {_MAX_DEPTH} levels deep")
+        try:
+            tok = self.peek()
+            if tok.kind == "kw" and tok.value == "not":
+                self.take()
+                return _Not(self.not_expr())
+            if tok.kind == "punct" and tok.value == "(":
+                self.take()
+                node = self.or_expr()
+                close = self.take()
+                if close.kind != "punct" or close.value != ")":
+                    raise self.fail(close, "')'")
+                return node
+            return self.comparison()
+        finally:
+            self.depth -= 1
+
+    def comparison(self) -> _Node:
+        left = self.operand()
+        tok = self.peek()
+        op: str | None = None
+        if tok.kind == "op" or (tok.kind == "kw" and tok.value in _WORD_OPS):
+            op = str(tok.value)
+            self.take()
+        elif tok.kind == "kw" and tok.value == "not" and self.peek(1).value == "in":
+            self.take()
+            self.take()
+            op = "not in"
+        if op is None:
+            return _Truthy(left)
+        right_tok = self.peek()
+        right = self.operand()
+        if op == "matches":
+            if not isinstance(right, _Lit) or not isinstance(right.value, str):
+                raise self.fail(right_tok, "a quoted regular expression after 'matches'")
+            try:
+                return _Cmp(op, left, re.compile(right.value))
+            except re.error as exc:
+                raise PolicyError(f"bad regular expression {right.value!r}: {exc}") from None
+        if isinstance(left, _Lit) and isinstance(right, _Lit):
+            raise PolicyError(
+                f"comparison at column {tok.pos + 1} has no field on either side "
+                "(compare an argument or ctx.* with a value)"
+            )
+        return _Cmp(op, left, right)
+
+    def operand(self) -> _Path | _Lit:
+        tok = self.take()
+        if tok.kind in ("num", "str", "lit"):
+            return _Lit(tok.value)
+        if tok.kind == "name":
+            return _make_path(str(tok.value))
+        if tok.kind == "punct" and tok.value == "[":
+            items: list[Any] = []
+            if self.peek().kind == "punct" and self.peek().value == "]":
+                self.take()
+                return _Lit(tuple(items))
+            while True:
+                item = self.take()
+                if item.kind not in ("num", "str", "lit"):
+                    raise self.fail(item, "a literal value in the list")
+                items.append(item.value)
+                sep = self.take()
+                if sep.kind == "punct" and sep.value == "]":
+                    return _Lit(tuple(items))
+                if sep.kind != "punct" or sep.value != ",":
+                    raise self.fail(sep, "',' or ']'")
+        raise self.fail(tok, "a field, a value or a list")
+
+
+def _make_path(text: str) -> _Path:
+    parts = tuple(text.split("."))
+    head = parts[0]
+    if head == "ctx":
+        if len(parts) != 2 or parts[1] not in _CTX_FIELDS:
+            raise PolicyError(
+                f"unknown context field {text!r}: use one of "
+                + ", ".join(f"ctx.{f}" for f in sorted(_CTX_FIELDS))
+            )
+        return _Path("ctx", parts[1:], text)
+    if head == "tool":
+        if len(parts) != 2 or parts[1] not in _TOOL_FIELDS:
+            raise PolicyError(
+                f"unknown tool field {text!r}: use one of "
+                + ", ".join(f"tool.{f}" for f in sorted(_TOOL_FIELDS))
+            )
+        return _Path("tool", parts[1:], text)
+    if head == "args":
+        if len(parts) < 2:
+            raise PolicyError("'args' needs a field name, e.g. args.amount")
+        return _Path("args", parts[1:], text)
+    if head in ("True", "False", "None"):
+        raise PolicyError(f"unknown name {head!r}: literals are written true, false and null")
+    return _Path("args", parts, text)
+
+
+class Condition:
+    """A parsed ``when`` expression. Build it with `parse_condition`."""
+
+    __slots__ = ("_node", "text")
+
+    def __init__(self, text: str, node: _Node) -> None:
+        self.text = text
+        self._node = node
+
+    def __repr__(self) -> str:
+        return f"Condition({self.text!r})"
+
+    def evaluate(self, tool: Tool, args: Mapping[str, Any], ctx: RunContext) -> bool:
+        """True or False for a call; raises `ConditionError` on incompatible types."""
+        result = _eval(self._node, _Env(tool, args, ctx))
+        return result is True
+
+    def could_match(self, tool: Tool, ctx: RunContext) -> Tri:
+        """True / False when the answer does not depend on the arguments, else UNKNOWN."""
+        try:
+            return _eval(self._node, _Env(tool, None, ctx))
+        except ConditionError:
+            return UNKNOWN
+
+
+def parse_condition(text: str) -> Condition:
+    """Parse a condition; raises `PolicyError` with the column of the problem."""
+    if not isinstance(text, str):
+        raise PolicyError(f"a condition must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise PolicyError("a condition must not be empty (omit 'when' to match every call)")
+    if len(text) > _MAX_CONDITION_LEN:
+        raise PolicyError(f"condition is longer than {_MAX_CONDITION_LEN} characters")
+    return Condition(text, _Parser(text).parse())
+
+
+@dataclasses.dataclass(slots=True)
+class _Env:
+    tool: Tool
+    args: Mapping[str, Any] | None  # None: list time, arguments unknown
+    ctx: RunContext
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(value, key=str))
+    return value
+
+
+def _child(value: Any, part: str) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(part, _MISSING)
+    if isinstance(value, (list, tuple)):
+        if part.isdigit() and int(part) < len(value):
+            return value[int(part)]
+        return _MISSING
+    if isinstance(value, (str, bytes, int, float, Decimal, bool)) or value is None:
+        return _MISSING
+    # Pydantic models and dataclasses: only declared fields, never methods or private state.
+    fields = getattr(type(value), "model_fields", None)
+    if fields is None and dataclasses.is_dataclass(value):
+        fields = {f.name for f in dataclasses.fields(value)}
+    if fields is not None and part in fields:
+        return getattr(value, part, _MISSING)
+    return _MISSING
+
+
+def _resolve(path: _Path, env: _Env) -> Any:
+    if path.scope == "ctx":
+        return _normalise(getattr(env.ctx, path.parts[0]))
+    if path.scope == "tool":
+        name = path.parts[0]
+        if name == "tier":
+            return tool_tier(env.tool)
+        return getattr(env.tool, name)
+    if env.args is None:
+        return UNKNOWN
+    value: Any = env.args
+    for part in path.parts:
+        value = _child(value, part)
+        if value is _MISSING:
+            return None
+    return _normalise(value)
+
+
+def _value(operand: _Path | _Lit, env: _Env) -> Any:
+    return operand.value if isinstance(operand, _Lit) else _resolve(operand, env)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if _is_number(v):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple)):
+        return "list"
+    if isinstance(v, Mapping):
+        return "object"
+    return type(v).__name__
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return bool(a == b)
+    if type(a) is not type(b) and not (
+        isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))
+    ):
+        return False
+    return bool(a == b)
+
+
+def _contains(container: Any, item: Any) -> bool:
+    if container is None:
+        return False
+    if isinstance(container, str):
+        if not isinstance(item, str):
+            raise ConditionError(f"cannot look for a {_type_name(item)} in a string")
+        return item in container
+    if isinstance(container, (list, tuple)):
+        return any(_equal(_normalise(x), item) for x in container)
+    if isinstance(container, Mapping):
+        return item in container
+    raise ConditionError(f"'in' needs a list or string, got {_type_name(container)}")
+
+
+def _compare(op: str, a: Any, b: Any) -> bool:
+    if op == "==":
+        return _equal(a, b)
+    if op == "!=":
+        return not _equal(a, b)
+    if op in ("in", "not in"):
+        found = _contains(b, a)
+        return found if op == "in" else not found
+    if op == "contains":
+        return _contains(a, b)
+    if a is None or b is None:
+        return False  # an absent value never satisfies an ordering or text comparison
+    if op in ("startswith", "endswith"):
+        if not isinstance(a, str) or not isinstance(b, str):
+            raise ConditionError(f"'{op}' needs two strings")
+        return a.startswith(b) if op == "startswith" else a.endswith(b)
+    if _is_number(a) and _is_number(b):
+        if any(isinstance(x, float) and math.isnan(x) for x in (a, b)):
+            raise ConditionError("cannot order NaN")
+        x, y = (Decimal(str(a)), Decimal(str(b))) if Decimal in (type(a), type(b)) else (a, b)
+    elif isinstance(a, str) and isinstance(b, str):
+        x, y = a, b
+    else:
+        raise ConditionError(
+            f"cannot compare {_type_name(a)} {op} {_type_name(b)} "
+            "(both sides must be numbers or both strings)"
+        )
+    if op == "<":
+        return bool(x < y)
+    if op == "<=":
+        return bool(x <= y)
+    if op == ">":
+        return bool(x > y)
+    return bool(x >= y)
+
+
+def _eval(node: _Node, env: _Env) -> Tri:
+    if isinstance(node, _BoolOp):
+        results = [_eval(n, env) for n in node.items]
+        if node.op == "and":
+            if any(r is False for r in results):
+                return False
+            return True if all(r is True for r in results) else UNKNOWN
+        if any(r is True for r in results):
+            return True
+        return False if all(r is False for r in results) else UNKNOWN
+    if isinstance(node, _Not):
+        inner = _eval(node.expr, env)
+        return inner if isinstance(inner, _Unknown) else not inner
+    if isinstance(node, _Truthy):
+        v = _value(node.operand, env)
+        return v if isinstance(v, _Unknown) else bool(v)
+    left = _value(node.left, env)
+    if isinstance(node.right, re.Pattern):
+        if isinstance(left, _Unknown):
+            return UNKNOWN
+        if left is None:
+            return False
+        if not isinstance(left, str):
+            raise ConditionError(f"{_describe(node)}: 'matches' needs a string")
+        return node.right.search(left) is not None
+    right = _value(node.right, env)
+    if isinstance(left, _Unknown) or isinstance(right, _Unknown):
+        return UNKNOWN
+    try:
+        return _compare(node.op, left, right)
+    except ConditionError as exc:  # described lazily: the happy path formats nothing
+        raise ConditionError(f"{_describe(node)}: {exc}") from None
+
+
+def _describe(node: _Cmp) -> str:
+    def side(o: Any) -> str:
+        if isinstance(o, _Path):
+            return o.text
+        if isinstance(o, re.Pattern):
+            return repr(o.pattern)
+        return repr(o.value)
+
+    return f"{side(node.left)} {node.op} {side(node.right)}"
