@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: venv demo demo-interactive test lint typecheck unit bench eval-bfcl clean
+.PHONY: venv demo demo-interactive test lint typecheck unit browser bench eval-bfcl clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,13 +35,19 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv
+# the console's end-to-end tests drive Debian's chromium with Playwright (Playwright's own
+# browser download cannot work on a bare machine); needs root, as on CI
+browser:
+	command -v chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+unit: venv browser
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit
 
 bench: venv
 	$(PY) bench/run.py
+	$(PY) bench/load_gateway.py --seconds 3
 
 # BFCL's data and official AST checker; its declared dependencies (a dozen provider SDKs,
 # faiss, sentence-transformers) are not needed by the checker, so they are not installed

@@ -1,13 +1,16 @@
 """Score `LocalModel` on the Berkeley Function Calling Leaderboard's single-turn Python categories.
 
-    .venv/bin/python bench/bfcl_eval.py --n 40
+    .venv/bin/python bench/bfcl_eval.py --sample 30 --seed 12
 
 Data and scoring come from the `bfcl-eval` package (install it with `pip install --no-deps
-bfcl-eval`; the checker needs nothing beyond the standard library). For each of the first N
-cases of simple_python, multiple, parallel, parallel_multiple and irrelevance, the BFCL function
-docs become `ToolSpec`s, `LocalModel` is asked once with tool_choice="auto", and its calls are
-scored by BFCL's own `ast_checker` (irrelevance: the case passes when no call is made, BFCL's
-rule for that category). Ground truth is read here only, after the model has answered.
+bfcl-eval`; the checker needs nothing beyond the standard library). For each category, a
+fixed-seed random sample of cases is drawn (`--sample`/`--seed`) from the cases at index
+`--holdout-from` (52) and above: cases 0-51 of every category were read while the decoding
+rules were developed, so they are never scored. (`--n`/`--offset` still select a contiguous
+range, for looking at cases while developing.) The BFCL function docs become `ToolSpec`s,
+`LocalModel` is asked once with tool_choice="auto", and its calls are scored by BFCL's own
+`ast_checker` (irrelevance: the case passes when no call is made, BFCL's rule for that
+category). Ground truth is read here only, after the model has answered.
 
 `bfcl_eval.constants.model_config` imports every provider SDK BFCL supports; the checker uses it
 for one thing, whether a model's function names had dots replaced by underscores. This script
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 import types
@@ -33,7 +37,18 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 MODEL_NAME = "callgate-local"
-CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+CATEGORIES = (
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_irrelevance",
+)
+#: categories where a case passes when the model makes no call
+NO_CALL = ("irrelevance", "live_irrelevance")
 
 _TYPES = {
     "dict": "object",
@@ -104,13 +119,24 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-def load(category: str, n: int, offset: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def load(
+    category: str, n: int, offset: int = 0, sample: int = 0, seed: int = 0, holdout_from: int = 52
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cases to score: a fixed-seed random sample of `sample` cases from index
+    `holdout_from` on, or (sample=0) the contiguous range [offset, offset + n)."""
     root = resources.files("bfcl_eval") / "data"
-    cases = [
+    every = [
         json.loads(line)
         for line in (root / f"BFCL_v4_{category}.json").read_text().splitlines()
         if line.strip()
-    ][offset : offset + n]
+    ]
+    if sample:
+        pool = every[holdout_from:]
+        rng = random.Random(f"{seed}:{category}")
+        cases = sorted(rng.sample(range(len(pool)), min(sample, len(pool))))
+        chosen = [pool[i] for i in cases]
+    else:
+        chosen = every[offset : offset + n]
     answers: dict[str, Any] = {}
     pa = root / "possible_answer" / f"BFCL_v4_{category}.json"
     if pa.is_file():
@@ -118,7 +144,7 @@ def load(category: str, n: int, offset: int = 0) -> tuple[list[dict[str, Any]], 
             if line.strip():
                 row = json.loads(line)
                 answers[row["id"]] = row["ground_truth"]
-    return cases, answers
+    return chosen, answers
 
 
 def request_for(case: dict[str, Any]) -> Any:
@@ -146,27 +172,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         abstain_bias=args.abstain_bias,
         min_grounding=args.min_grounding,
         explore=args.explore,
+        copy_strings=args.copy_strings,
     )
     report: dict[str, Any] = {
         "model": model.name,
         "n": args.n,
         "offset": args.offset,
+        "sample": args.sample,
+        "seed": args.seed,
+        "holdout_from": args.holdout_from,
         "settings": {
             "abstain_bias": args.abstain_bias,
             "min_grounding": args.min_grounding,
             "explore": args.explore,
+            "copy_strings": args.copy_strings,
         },
         "categories": {},
     }
     for cat in args.categories:
-        cases, answers = load(cat, args.n, args.offset)
+        cases, answers = load(cat, args.n, args.offset, args.sample, args.seed, args.holdout_from)
         passed, rows, t0 = 0, [], time.perf_counter()
         for case in cases:
             t = time.perf_counter()
             resp = await model.request(request_for(case))
             dt = time.perf_counter() - t
             calls = [{c.name: json.loads(c.arguments)} for c in resp.tool_calls]  # type: ignore[arg-type]
-            if cat == "irrelevance":
+            if cat in NO_CALL:
                 ok, err = not calls, ("made a call" if calls else None)
             else:
                 res = ast_checker(
@@ -208,11 +239,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sample", type=int, default=0, help="random cases per category")
+    p.add_argument("--seed", type=int, default=12, help="seed of the random sample")
+    p.add_argument(
+        "--holdout-from", type=int, default=52, help="sample only cases at this index or later"
+    )
+    p.add_argument("--copy-strings", action="store_true", help="LocalModel(copy_strings=True)")
     p.add_argument("--n", type=int, default=40, help="cases per category (first N)")
     p.add_argument(
         "--offset", type=int, default=0, help="skip this many cases (tune on a held-out range)"
     )
-    p.add_argument("--categories", nargs="+", default=list(CATEGORIES), choices=CATEGORIES)
+    p.add_argument("--categories", nargs="+", default=list(CATEGORIES[:6]), choices=CATEGORIES)
     p.add_argument("--model", default=None, help="GGUF path (default: SmolLM2-135M-Instruct)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--abstain-bias", type=float, default=0.0)

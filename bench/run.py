@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from linear_time import worst_case
 from pydantic import BaseModel, TypeAdapter
 
 from callgate import Agent, Budgets, Gate, RunContext, tool
@@ -202,9 +204,18 @@ async def main() -> None:
         "ms",
         f"= {icf / ip:.2f}x import pydantic, {icf / ipm:.2f}x pydantic + BaseModel",
     )
+    worst_ms, worst_name = worst_case()
+    line("slowest check, adversarial input (CPU)", worst_ms, "ms", f"{worst_name} (target <= 10)")
     print("sample validation error:")
     print("  " + text.replace("\n", "\n  "))
 
 
+def provenance_section() -> None:
+    """Attack success and benign approvals of the provenance check (bench/provenance_rate.py)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("provenance_rate.py"))]
+    print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout, end="")
+
+
 if __name__ == "__main__":
     asyncio.run(main())
+    provenance_section()

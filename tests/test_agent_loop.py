@@ -21,6 +21,7 @@ from callgate import (
     Usage,
     tool,
 )
+from callgate.agent.budgets import Price
 from callgate.agent.loop import FINAL_ANSWER_PROMPT
 from callgate.errors import ApprovalRequired, CallgateError
 from callgate.models import ModelRequest
@@ -190,7 +191,7 @@ async def test_identical_calls_warn_then_stop() -> None:
     (warn,) = tool_msgs(m.requests[2])[1:]
     assert warn.tool_result is not None and warn.tool_result.call_id == "2"
     assert "Not run: loop detected (repeat)" in warn.content
-    assert "If this happens again the run will be stopped." in warn.content
+    assert "The run stops if this happens again." in warn.content
     assert r.status == "stopped" and r.reason == "loop"
     assert r.output == "Final: sunny."
     assert m.requests[-1].tool_choice == "none"
@@ -281,22 +282,80 @@ async def test_token_budget() -> None:
     assert r.usage.total_tokens == 1100
 
 
-async def test_cost_budget() -> None:
+async def test_cost_budget_needs_a_price() -> None:
+    with pytest.raises(ValueError, match="needs the model's price"):
+        Agent(ScriptedModel(["x"]), [weather], budgets=Budgets(max_cost_usd=0.03))
+
+
+async def test_cost_budget_is_priced_and_checked_before_the_turn() -> None:
+    # $10 per million input tokens, $20 per million output: the first turn costs $0.02; the
+    # next one would cost at least its input again ($0.015), more than the $0.01 left
+    price = Price(input=10.0, output=20.0)
     m = ScriptedModel(
         [
             ModelResponse(
-                Message.assistant("", [call("weather", {"city": "a"})]), Usage(1, 1, cost_usd=0.02)
-            ),
-            ModelResponse(
-                Message.assistant("", [call("weather", {"city": "b"})]), Usage(1, 1, cost_usd=0.02)
+                Message.assistant("", [call("weather", {"city": "a"})]), Usage(1000, 500)
             ),
             "never",
         ]
     )
-    r = await Agent(m, [weather], budgets=Budgets(max_cost_usd=0.03)).run("x")
+    agent = Agent(m, [weather], budgets=Budgets(max_cost_usd=0.03), price=price)
+    r = await agent.run("x")
     assert r.status == "stopped" and r.reason == "budget:cost"
-    assert len(RAN) == 1
-    assert r.usage.cost_usd == pytest.approx(0.04)
+    assert len(RAN) == 1 and len(m.requests) == 1  # the unaffordable turn was never sent
+    assert r.usage.cost_usd == pytest.approx(0.02)
+    assert "cost budget" in r.output and "$0.0200 of $0.0300" in r.output
+
+
+async def test_cost_budget_refuses_the_calls_of_the_turn_that_crossed_it() -> None:
+    price = Price(input=10.0, output=20.0)
+    big = Usage(1000, 5000)  # $0.11: the model ignored the cap it was given
+    m = ScriptedModel([ModelResponse(Message.assistant("", [call("weather", {"city": "a"})]), big)])
+    agent = Agent(m, [weather], budgets=Budgets(max_cost_usd=0.03), price=price)
+    r = await agent.run("x")
+    assert r.status == "stopped" and r.reason == "budget:cost" and RAN == []
+    assert r.output.startswith("I had to stop before finishing")
+    assert m.requests[0].max_tokens is not None and m.requests[0].max_tokens < 1500
+
+
+def _metered(reply_tokens: int) -> FunctionModel:
+    """A model that honours max_tokens: each turn asks for weather and uses `reply_tokens`
+    output tokens unless capped; its input is 10 tokens per message."""
+
+    def fn(req: ModelRequest) -> ModelResponse:
+        out = min(reply_tokens, req.max_tokens) if req.max_tokens else reply_tokens
+        msg = Message.assistant("", [call("weather", {"city": f"c{len(req.messages)}"})])
+        return ModelResponse(msg, Usage(10 * len(req.messages), out))
+
+    return FunctionModel(fn)
+
+
+async def test_token_budget_never_overshoots_and_ends_with_an_answer() -> None:
+    m = _metered(30)
+    r = await Agent(m, [weather], budgets=Budgets(max_total_tokens=60)).run("x")
+    assert r.status == "stopped" and r.reason == "budget:tokens"
+    assert r.usage.total_tokens <= 60
+    assert r.output.startswith("I had to stop before finishing") and "of 60 tokens" in r.output
+    assert all(q.max_tokens is not None and q.max_tokens <= 60 for q in m.requests)
+
+
+async def test_token_budget_caps_each_request_to_what_is_left() -> None:
+    m = _metered(20)
+    r = await Agent(m, [weather], budgets=Budgets(max_total_tokens=200)).run("x")
+    assert r.reason == "budget:tokens" and r.usage.total_tokens <= 200
+    caps = [q.max_tokens or 0 for q in m.requests]
+    assert len(caps) >= 3 and all(0 < c < 200 for c in caps)
+    # after the first turn (estimated from the whole request: tools and guidance included), the
+    # estimate follows the real usage, and what is left only shrinks
+    assert caps[1:] == sorted(caps[1:], reverse=True)
+
+
+def test_price_counts_cached_input_at_its_own_rate() -> None:
+    p = Price(input=2.0, output=8.0, cached_input=0.5)
+    assert p.cost(Usage(1_000_000, 0, cache_read_tokens=400_000)) == pytest.approx(1.2 + 0.2)
+    assert Price(1.0, 1.0).cost(Usage(10, 10, cache_read_tokens=5)) == pytest.approx(20e-6)
+    with pytest.raises(ValueError):
+        Price(-1.0, 1.0)
 
 
 async def test_correction_budget_stops_the_run_plainly() -> None:
@@ -411,8 +470,9 @@ class FakeApprover:
             raise ToolDenied("The account owner declined.")
         self.used.add(key)
 
-    async def complete(self, inv: Invocation, res: Any) -> None:
-        self.completed.append(inv.call.id)
+    async def settle(self, inv: Invocation, res: Any, reason: str) -> None:
+        if inv.started:
+            self.completed.append(inv.call.id)
 
 
 async def test_pause_and_resume_runs_the_approved_call_exactly_once() -> None:
@@ -557,3 +617,24 @@ async def test_cancelling_a_run_cancels_the_running_tool() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cancelled.is_set()
+
+
+async def test_final_answer_request_respects_the_token_budget() -> None:
+    # the call budget stops the run; the last tools-off request is capped by what tokens are left
+    m = _metered(30)
+    budgets = Budgets(max_tool_calls=1, max_total_tokens=230)
+    r = await Agent(m, [weather], budgets=budgets).run("x")
+    assert r.reason == "budget:tool_calls" and r.output
+    assert len(m.requests) == 3 and m.requests[2].tool_choice == "none"
+    last_cap = m.requests[2].max_tokens
+    assert last_cap is not None and last_cap < 30  # capped below what the model would use
+    assert r.usage.total_tokens <= 230
+
+
+async def test_no_final_request_when_none_is_affordable() -> None:
+    m = _metered(30)
+    budgets = Budgets(max_tool_calls=1, max_total_tokens=205)
+    r = await Agent(m, [weather], budgets=budgets).run("x")
+    assert len(m.requests) == 2  # the last request would not fit: not sent
+    assert r.reason == "budget:tokens" and r.output.startswith("I had to stop before finishing")
+    assert r.usage.total_tokens <= 205

@@ -22,7 +22,7 @@ import pytest
 
 from callgate import cli
 from callgate.agent.loop import Agent
-from callgate.approvals.service import (
+from callgate.approvals import (
     ApprovalConflictError,
     ApprovalError,
     ApprovalExpiredError,
@@ -32,11 +32,9 @@ from callgate.approvals.service import (
     ApprovalStore,
     CallbackApprover,
     MemoryApprovalStore,
-    args_hash,
-    mask_arguments,
-    process_owner,
+    open_approval_store,
 )
-from callgate.approvals.stores import open_approval_store
+from callgate.approvals.model import args_hash, mask_arguments, process_owner
 from callgate.approvals.stores.postgres import PgApprovalStore
 from callgate.approvals.stores.sqlite import SqliteApprovalStore
 from callgate.context import RunContext
@@ -45,7 +43,7 @@ from callgate.gate.core import Gate
 from callgate.gate.protocols import Invocation, PolicyDecision
 from callgate.messages import ToolCall, ToolResult
 from callgate.policy.engine import Policy, Rule
-from callgate.runs.store import (
+from callgate.runs import (
     MemoryRunStore,
     PgRunStore,
     RunStore,
@@ -317,7 +315,7 @@ async def test_pause_approve_run_once(
     first = await run(gate)
     assert first.error_kind == PENDING
     assert ledger.calls == []
-    aid = first.metadata["approval_id"]
+    aid = first.approval_id
     request = approvals.get(aid)
     assert request.status == "pending"
     assert (request.run_id, request.call_id, request.tool) == ("run_1", "c1", "refund")
@@ -338,7 +336,7 @@ async def test_pause_approve_run_once(
     assert "9999" not in first.content and "4111111111111111" not in first.content
 
     again = await run(gate)  # asked again before anyone decided: same request, still waiting
-    assert again.error_kind == PENDING and again.metadata["approval_id"] == aid
+    assert again.error_kind == PENDING and again.approval_id == aid
     assert len(approvals.list()) == 1
 
     clock.advance(60)
@@ -363,7 +361,7 @@ async def test_pause_approve_run_once(
 
 
 async def test_deny_with_comment(gate: Gate, approvals: Approvals, ledger: Ledger) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.deny(aid, by="bob", comment="wrong customer")
     res = await run(gate)
     assert res.error_kind == "denied"
@@ -380,7 +378,7 @@ async def test_decision_errors(gate: Gate, approvals: Approvals) -> None:
         approvals.approve("apr_nope", by="bob")
     with pytest.raises(ApprovalNotFoundError):
         approvals.deny("apr_nope")
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.approve(aid, by="bob")
     with pytest.raises(ApprovalConflictError, match="already approved"):
         approvals.deny(aid, by="carol")
@@ -393,7 +391,7 @@ async def test_decision_errors(gate: Gate, approvals: Approvals) -> None:
 async def test_expiry_while_pending(
     gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock
 ) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     clock.advance(601)
     with pytest.raises(ApprovalExpiredError, match="expired"):
         approvals.approve(aid, by="bob")
@@ -407,7 +405,7 @@ async def test_expiry_while_pending(
 async def test_expired_listing_marks_requests(
     gate: Gate, approvals: Approvals, clock: Clock
 ) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     clock.advance(700)
     assert approvals.list("pending") == []
     assert approvals.get(aid).status == "expired"
@@ -416,7 +414,7 @@ async def test_expired_listing_marks_requests(
 async def test_approval_unused_for_too_long_expires(
     gate: Gate, approvals: Approvals, ledger: Ledger, clock: Clock
 ) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     clock.advance(500)
     approved = approvals.approve(aid, by="bob")
     assert approved.expires_at == clock.now + 600  # valid for ttl after the decision
@@ -431,7 +429,7 @@ async def test_approval_unused_for_too_long_expires(
 async def test_approval_never_authorises_another_call(
     gate: Gate, approvals: Approvals, ledger: Ledger
 ) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.approve(aid, by="bob")
     # different arguments than were shown, same call id
     other_args = await run(gate, {**REFUND, "amount": 99999.0})
@@ -443,7 +441,7 @@ async def test_approval_never_authorises_another_call(
     other_tool = await run(gate, {"x": 1}, name="explode")
     for res in (other_args, other_call, other_run, other_tool):
         assert res.error_kind == PENDING, res.content
-        assert res.metadata["approval_id"] != aid
+        assert res.approval_id != aid
     assert ledger.calls == []
     assert len(approvals.list("pending")) == 4
     # the approved one still runs, once
@@ -455,7 +453,7 @@ async def test_replayed_approval_id_is_refused(
     gate: Gate, approvals: Approvals, ledger: Ledger
 ) -> None:
     """An approval id presented with a call (e.g. from a client) must belong to that call."""
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.approve(aid, by="bob")
     t = gate.toolset.get("refund")
     decision = PolicyDecision("approve", "refunds")
@@ -465,7 +463,7 @@ async def test_replayed_approval_id_is_refused(
         (ToolCall("c1", "refund", "{}"), ctx(run_id="run_x"), REFUND),
     ]
     for tc, c, a in cases:
-        inv = Invocation(tc, c, t, dict(t.validator.validate(a)), state={"approval_id": aid})
+        inv = Invocation(tc, c, t, dict(t.validator.validate(a)), approval_id=aid)
         with pytest.raises(ToolDenied) as exc:
             await approvals.check(inv, decision)
         assert exc.value.code == "approval_mismatch"
@@ -474,7 +472,7 @@ async def test_replayed_approval_id_is_refused(
         ctx(),
         t,
         dict(t.validator.validate(REFUND)),
-        state={"approval_id": "apr_forged"},
+        approval_id="apr_forged",
     )
     with pytest.raises(ToolDenied):
         await approvals.check(inv, decision)
@@ -484,7 +482,7 @@ async def test_replayed_approval_id_is_refused(
         ctx(),
         t,
         dict(t.validator.validate(REFUND)),
-        state={"approval_id": aid},
+        approval_id=aid,
     )
     await approvals.check(good, decision)
     assert approvals.get(aid).status == "executing"
@@ -494,7 +492,7 @@ async def test_replayed_approval_id_is_refused(
 async def test_concurrent_duplicates_run_once(
     gate: Gate, approvals: Approvals, ledger: Ledger
 ) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.approve(aid, by="bob")
     results = await asyncio.gather(*(run(gate) for _ in range(6)))
     ok = [r for r in results if r.error_kind is None]
@@ -509,7 +507,7 @@ async def test_concurrent_duplicates_run_once(
 async def test_failed_tool_is_done_with_error_summary(
     gate: Gate, approvals: Approvals, ledger: Ledger
 ) -> None:
-    aid = (await run(gate, {"x": 3}, name="explode")).metadata["approval_id"]
+    aid = (await run(gate, {"x": 3}, name="explode")).approval_id
     approvals.approve(aid, by="bob")
     res = await run(gate, {"x": 3}, name="explode")
     assert res.error_kind == "terminal"
@@ -525,7 +523,7 @@ async def test_self_approval_can_be_forbidden(
     store: ApprovalStore, clock: Clock, gate: Gate
 ) -> None:
     strict = Approvals(store, allow_self_approval=False, clock=clock)
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     with pytest.raises(ApprovalError, match="someone other than the requester"):
         strict.approve(aid, by="alice")
     with pytest.raises(ApprovalError, match="someone other"):
@@ -542,7 +540,7 @@ def dead_pid() -> int:
 async def test_executing_call_of_dead_process_is_interrupted(
     gate: Gate, approvals: Approvals, store: ApprovalStore, ledger: Ledger, clock: Clock
 ) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.approve(aid, by="bob")
     host = process_owner().rsplit(":", 2)[0]
     store.transition(
@@ -571,7 +569,7 @@ async def test_recover(
     }
     ids: dict[str, str] = {}
     for i, (label, owner) in enumerate(owners.items()):
-        aid = (await run(gate, call_id=f"c{i}")).metadata["approval_id"]
+        aid = (await run(gate, call_id=f"c{i}")).approval_id
         approvals.approve(aid, by="bob")
         store.transition(
             aid, ("approved",), "executing", {"claimed_by": owner, "claimed_at": clock.now}
@@ -589,13 +587,13 @@ async def test_recover(
     assert approvals.recover(all_owners=True) == []
     # a call that finishes after it was reported interrupted still records its real outcome
     t = gate.toolset.get("refund")
-    inv = Invocation(ToolCall("c4", "refund", "{}"), ctx(), t, {}, state={"approval_id": ids["me"]})
+    inv = Invocation(ToolCall("c4", "refund", "{}"), ctx(), t, {}, approval_id=ids["me"])
     await approvals.complete(inv, ToolResult("c4", "refund", "refunded late"))
     assert approvals.get(ids["me"]).status == "done"
 
 
 async def test_recover_all_owners(gate: Gate, approvals: Approvals, store: ApprovalStore) -> None:
-    aid = (await run(gate)).metadata["approval_id"]
+    aid = (await run(gate)).approval_id
     approvals.approve(aid, by="bob")
     store.transition(aid, ("approved",), "executing", {"claimed_by": "elsewhere:1:x"})
     assert approvals.recover() == []
@@ -784,8 +782,8 @@ async def test_cli(
         str(tmp_path / "cli.db") if kind == "sqlite" else str(request.getfixturevalue("pg_db"))
     )
     gate = make_gate(Approvals(open_approval_store(backend)), ledger)
-    a1 = (await run(gate)).metadata["approval_id"]
-    a2 = (await run(gate, call_id="c2")).metadata["approval_id"]
+    a1 = (await run(gate)).approval_id
+    a2 = (await run(gate, call_id="c2")).approval_id
 
     def cg(*argv: str) -> tuple[int, str, str]:
         code = await_main(list(argv))
@@ -826,6 +824,17 @@ async def test_cli(
     code, out, _ = cg("approvals", "recover", "--db", backend)
     assert code == 0 and "0 call(s)" in out
 
+    # the table shows every outcome, success included, under a header
+    done = Approvals(open_approval_store(backend)).get(a1)
+    assert done.status == "done" and done.result_summary
+    code, out, _ = cg("approvals", "list", "--db", backend)
+    header, *rows = out.splitlines()
+    assert header.split()[-1] == "OUTCOME"
+    row_a1 = next(r for r in rows if r.startswith(a1))
+    assert " done " in row_a1 and row_a1.endswith(done.result_summary[:30].strip())
+    row_a2 = next(r for r in rows if r.startswith(a2))
+    assert " denied " in row_a2 and row_a2.endswith("no")
+
 
 def await_main(argv: list[str]) -> int:
     try:
@@ -844,10 +853,41 @@ def test_cli_without_db(
 
 def test_cli_bad_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert await_main(["approvals", "list", "--db", str(tmp_path / "no" / "such" / "dir.db")]) == 1
+    assert "no SQLite database" in capsys.readouterr().err
+    assert await_main(["approvals", "list", "--db", "mysql://x/y"]) == 1
     assert "cannot open approval store" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["list"], ["list", "--json"], ["show", "apr_1"], ["approve", "apr_1"], ["deny", "apr_1"]],
+)
+def test_cli_missing_store_is_an_error_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
+) -> None:
+    typo = tmp_path / "aprovals.db"
+    assert await_main(["approvals", *argv, "--db", str(typo)]) == 1
+    err = capsys.readouterr().err
+    assert "no SQLite database" in err and str(typo) in err
+    assert not typo.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_file_without_approvals_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    other = tmp_path / "runs.db"
+    SqliteRunStore(other).close()  # a real SQLite file, but not an approvals store
+    assert await_main(["approvals", "list", "--db", str(other)]) == 1
+    assert "holds no approval requests" in capsys.readouterr().err
+    import sqlite3
+
+    with sqlite3.connect(other) as conn:  # and it was not turned into one
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "callgate_approvals" not in names
+
+
 def test_cli_empty_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    SqliteApprovalStore(tmp_path / "a.db").close()
     assert await_main(["approvals", "list", "--db", str(tmp_path / "a.db")]) == 0
     assert "no approval requests" in capsys.readouterr().out
 
@@ -888,7 +928,7 @@ async def test_check_raises_approval_required_with_the_request(
     assert isinstance(exc.value.request, ApprovalRequest)
     assert exc.value.approval_id == exc.value.request.id
     assert approvals.get(exc.value.approval_id).status == "pending"
-    assert "approval_id" not in inv.state  # nothing was authorised
+    assert inv.approval_id is None  # nothing was authorised
 
 
 def test_cli_by_defaults_to_the_login_name(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import select
 import signal
 import subprocess
 import sys
@@ -28,7 +28,7 @@ import asyncio, json, os, sys, time
 
 from callgate import Agent, Gate, RunContext, tool
 from callgate.approvals import Approvals, open_approval_store
-from callgate.runs.store import open_run_store
+from callgate.runs import open_run_store
 from callgate.testing import ScriptedModel, call
 
 db, effects, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -79,7 +79,7 @@ async def main():
         args = {"to": "bob", "amount": 100 + i}
         res = await gate.execute(call("transfer", args, id=call_id), ctx)
         say(call_id=call_id, kind=res.error_kind, content=res.content,
-            approval_id=res.metadata.get("approval_id"))
+            approval_id=res.approval_id)
     if mode == "wait":
         time.sleep(3600)  # the run is paused and the process lingers: killed here
 
@@ -95,6 +95,38 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_db"))
 
 
+class LineReader:
+    """Lines from a child's stdout, read from the raw pipe with `os.read`.
+
+    Never through the buffered file object: its `readline()` may pull two lines off the pipe
+    and keep the second in Python's buffer, where `select()` cannot see it, so the next wait
+    would hang although the line already arrived. Here the only buffer is ours, and it is
+    checked before waiting on the pipe."""
+
+    def __init__(self, p: subprocess.Popen[str]) -> None:
+        assert p.stdout is not None
+        self.p = p
+        self.fd = p.stdout.fileno()
+        self.buf = b""
+
+    def next(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"child said nothing in {timeout} s")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                err = self.p.stderr.read() if self.p.stderr else ""
+                raise AssertionError(f"child exited without a report: {err}")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+
 class World:
     """The child program, its durable store and the file of side effects."""
 
@@ -106,6 +138,7 @@ class World:
         self.effects.touch()
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(SRC.parent)])}
         self.procs: list[subprocess.Popen[str]] = []
+        self.readers: dict[int, LineReader] = {}
 
     def start(self, mode: str, *call_ids: str) -> subprocess.Popen[str]:
         p = subprocess.Popen(
@@ -126,17 +159,9 @@ class World:
         return [json.loads(line) for line in out.splitlines()]
 
     def read(self, p: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
-        assert p.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(p.stdout, selectors.EVENT_READ)
-        try:
-            if not sel.select(timeout):
-                raise AssertionError(f"child said nothing in {timeout} s")
-        finally:
-            sel.close()
-        line = p.stdout.readline()
-        assert line, p.stderr.read() if p.stderr else "child exited"
-        return dict(json.loads(line))
+        """The child's next report (one JSON line)."""
+        reader = self.readers.setdefault(p.pid, LineReader(p))
+        return dict(json.loads(reader.next(timeout)))
 
     def kill(self, p: subprocess.Popen[str]) -> None:
         p.send_signal(signal.SIGKILL)
@@ -177,6 +202,28 @@ def world(tmp_path: Path, db: str) -> Any:
     w = World(tmp_path, db)
     yield w
     w.close()
+
+
+def test_line_reader_gets_lines_that_arrive_together(tmp_path: Path) -> None:
+    """The root of the old flake: two reports written at once must both be readable."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('one\\ntwo', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reader = LineReader(child)
+        assert reader.next(30) == "one"
+        started = time.monotonic()
+        assert reader.next(5) == "two"  # already in our buffer: no wait on the pipe
+        assert time.monotonic() - started < 1
+    finally:
+        child.kill()
+        child.wait(30)
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def test_killed_while_pending_then_approved_runs_once(world: World) -> None:

@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from callgate.audit.log import (
+from callgate.audit import (
     GENESIS,
     AuditLog,
     Head,
     NewRecord,
     chain_hash,
+    open_audit_store,
     verify_entries,
 )
 from callgate.audit.replay import replay
-from callgate.audit.stores import open_store
 from callgate.cli import main as cli_main
 from callgate.context import RunContext
-from callgate.gate.protocols import CallRecord, TurnRecord
+from callgate.gate.protocols import ArgumentSource, CallRecord, ProvenanceReport, TurnRecord
 from callgate.messages import ToolCall
 
 # ----------------------------------------------------------------------------- backends
@@ -120,7 +120,10 @@ def test_call_record_is_redacted_and_chained(audit: AuditLog) -> None:
             1,
             ctx,
             result_summary="token=abc123secret ok",
-            state={"approval_id": "apr_7", "api_key": "k-123456789"},
+            approval_id="apr_7",
+            provenance=ProvenanceReport(
+                (ArgumentSource("to", "token=abc123secret", "untrusted"),), effect="approve"
+            ),
         )
     )
     audit.on_turn(
@@ -150,7 +153,7 @@ def test_call_record_is_redacted_and_chained(audit: AuditLog) -> None:
     assert call.data["arguments"]["note"] == "***"  # the tool's sensitive parameter
     assert call.data["arguments"]["order_id"] == 1
     assert call.data["approval_id"] == "apr_7"
-    assert call.data["state"]["api_key"] == "***"
+    assert call.data["state"]["provenance"]["arguments"][0]["source"] == "untrusted"
     assert "hunter2" not in json.dumps(call.data) and "abc123secret" not in json.dumps(call.data)
     assert "pw12345" not in rows[1].data["tool_calls"][0]["arguments"]
     assert rows[2].data["status"] == "approved"
@@ -376,7 +379,9 @@ def test_cli_verify_show_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     db = tmp_path / "a.db"
     log = AuditLog.open(str(db))
     _fill(log, 4)
-    log.on_call(_call_record(9, _ctx("conv_x", "bob"), tool="wipe", decision="deny"))
+    log.on_call(
+        _call_record(9, _ctx("conv_x", "bob"), tool="wipe", decision="deny", error_kind="denied")
+    )
     log.close()
 
     assert cli_main(["audit", "verify", "--db", str(db)]) == 0
@@ -391,8 +396,22 @@ def test_cli_verify_show_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert len(lines) == 1 and json.loads(lines[0])["tool"] == "wipe"
 
     assert cli_main(["audit", "show", "--db", str(db), "--decision", "allow", "--limit", "2"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
+    header, *out = capsys.readouterr().out.strip().splitlines()
+    assert header.split() == [
+        *("SEQ", "TIME", "KIND", "USER", "TOOL", "DECISION", "OUTCOME", "ARGUMENTS")
+    ]
     assert len(out) == 2 and out[0].split()[0] == "3" and "refund" in out[0]
+    assert out[0].split()[7] == "ok"  # success is an outcome too, not a blank
+
+    assert cli_main(["audit", "show", "--db", str(db), "--user", "bob"]) == 0
+    _, row = capsys.readouterr().out.strip().splitlines()
+    assert row.split()[5:8] == ["wipe", "deny", "denied"]
+
+    assert cli_main(["audit", "stats", "--db", str(db)]) == 0
+    header, *stats = capsys.readouterr().out.strip().splitlines()
+    assert header.split()[:4] == ["TOOL", "CALLS", "OK", "NOT"]
+    by_tool = {r.split()[0]: r.split()[1:4] for r in stats}
+    assert by_tool == {"refund": ["4", "4", "0"], "wipe": ["1", "0", "1"]}
 
     _sqlite_backend(db).sql(
         "UPDATE audit_log SET data = replace(data, '\"order_id\":2', '\"order_id\":3') WHERE seq=2",
@@ -417,6 +436,7 @@ def test_cli_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         assert cli_main(["audit", "verify"]) == 2
         assert "--db" in capsys.readouterr().err
         db = str(tmp_path / "x.db")
+        AuditLog.open(db).close()
         assert cli_main(["audit", "verify", "--db", db, "--anchor", "nonsense"]) == 2
         assert "SEQ:SHA256HEX" in capsys.readouterr().err
         assert cli_main(["audit", "replay", "nope", "--db", db, "--tools", "no_such_mod:x"]) == 2
@@ -432,7 +452,7 @@ def test_pg_dsn_via_cli(pg_db: str, capsys: pytest.CaptureFixture[str]) -> None:
     log.close()
     assert cli_main(["audit", "verify", "--db", pg_db]) == 0
     assert "OK: 3 records" in capsys.readouterr().out
-    assert type(open_store(pg_db)).__name__ == "PgAuditStore"
+    assert type(open_audit_store(pg_db)).__name__ == "PgAuditStore"
 
 
 # ----------------------------------------------------------------------------- replay
@@ -496,8 +516,9 @@ def test_replay_reports_changed_outcomes(tmp_path: Path) -> None:
     assert changed["c2"].replayed.decision == "deny"
     assert len(sent) == 1
 
-    # re-running the real tools (a changed tool result shows up as a result difference)
-    @tool(name="lookup")
+    # a read-only tool runs again (a changed result shows up as a difference); the refund,
+    # which is not read-only, answers from the record and does not run a second time
+    @tool(name="lookup", read_only=True)
     def lookup_v2(order_id: int) -> str:
         """Look up an order."""
         return f"order {order_id}: 3 items"
@@ -505,8 +526,9 @@ def test_replay_reports_changed_outcomes(tmp_path: Path) -> None:
     report = asyncio.run(replay(log, "conv_r", Gate([lookup_v2, refund])))
     changed = {c.call_id: c for c in report.changed}
     assert set(changed) == {"c1"} and changed["c1"].differences == ["result"]
-    assert len(sent) == 2
-    assert "DIFF c1 lookup" in report.summary()
+    assert [c.reran for c in report.calls] == [True, False, False]
+    assert len(sent) == 1
+    assert "DIFF c1 lookup (ran again)" in report.summary()
     # replay never writes into the live audit log
     assert len(log.entries()) == 6
 
@@ -520,7 +542,7 @@ def test_cli_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 
     (tmp_path / "replay_tools_mod.py").write_text(
         "from callgate.tools.definition import tool\n\n"
-        "@tool\n"
+        "@tool(read_only=True)\n"
         "def lookup(order_id: int) -> str:\n"
         '    """Look up an order."""\n'
         "    return f'order {order_id}: VERSION'\n\n"

@@ -834,8 +834,10 @@ def _null_allowed(prop: dict[str, Any]) -> bool:
 
 
 def _removed_nulls(before: Any, after: Any, schema: dict[str, Any], out: list[Any]) -> None:
-    real = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
-    if len(real) == 1:
+    while True:  # optionals nest: anyOf [anyOf [X, null], null]
+        real = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+        if len(real) != 1:
+            break
         schema = real[0]
     if isinstance(before, dict) and isinstance(after, dict):
         props = schema.get("properties", {})

@@ -27,7 +27,7 @@ from callgate import (
     TransientToolError,
     tool,
 )
-from callgate.gate.core import MAX_RETRY_AFTER_S, _backoff
+from callgate.gate.execute import MAX_RETRY_AFTER_S, _backoff
 from callgate.gate.protocols import CallRecord
 from callgate.testing import FailNTimes, call, hang, raise_
 
@@ -112,7 +112,7 @@ async def test_unknown_exception_is_terminal_and_sanitised(
     assert "boom failed with an internal error" in r.content
     for leak in (secret, "/srv/app", "Traceback", "RuntimeError", "line 12"):
         assert leak not in r.content
-    assert r.metadata["exception"] == "RuntimeError"
+    assert r.error_class == "RuntimeError"
     # full detail for the operators
     assert secret in caplog.text and "Traceback" in caplog.text and "id-1" in caplog.text
 

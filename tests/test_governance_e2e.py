@@ -16,7 +16,7 @@ from callgate.gate.middleware.provenance import ProvenanceCheck
 from callgate.gate.middleware.ratelimit import Limit, RateLimiter
 from callgate.gate.middleware.sanitize import Sanitizer
 from callgate.policy.engine import Policy, Rule
-from callgate.runs.store import SqliteRunStore
+from callgate.runs import SqliteRunStore
 from callgate.testing import ScriptedModel, call
 
 SENT: list[dict[str, Any]] = []

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -456,3 +459,41 @@ def test_a_malformed_schema_is_an_error_not_a_crash() -> None:
     [finding] = [f for f in report.findings if f.code == "CG100"]
     assert "'type' must name JSON types" in finding.message
     assert report.has_errors
+
+
+def test_cli_finds_a_package_in_the_current_directory_like_python_m(tmp_path: Path) -> None:
+    """`callgate lint myapp.tools` from the project directory, without PYTHONPATH=. — run as the
+    installed console script runs: a script in another directory, so the project is not on
+    sys.path unless the command line puts it there."""
+    project = tmp_path / "project"
+    (project / "myapp_cg").mkdir(parents=True)
+    (project / "myapp_cg" / "__init__.py").write_text("", encoding="utf-8")
+    (project / "myapp_cg" / "tools.py").write_text(textwrap.dedent(GOOD_SOURCE), encoding="utf-8")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    entry = bindir / "callgate_entry.py"
+    entry.write_text("import sys\nfrom callgate.cli import main\nsys.exit(main())\n")
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(src)
+    done = subprocess.run(
+        [sys.executable, str(entry), "lint", "myapp_cg.tools:TOOLS"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "search_orders  score" in done.stdout
+    # the directory is not left on sys.path of an in-process caller
+    before = list(sys.path)
+    old = os.getcwd()
+    try:
+        os.chdir(project)
+        assert main(["lint", "myapp_cg.tools:TOOLS"]) == 0
+    finally:
+        os.chdir(old)
+        sys.modules.pop("myapp_cg.tools", None)
+        sys.modules.pop("myapp_cg", None)
+    assert sys.path == before

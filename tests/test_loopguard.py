@@ -86,7 +86,7 @@ def test_ping_pong_message_is_plain() -> None:
     (trip,) = b.check_turn([bb])
     assert trip is not None and trip.reason == "ping-pong"
     assert trip.message.startswith("Not run: loop detected (ping-pong)")
-    assert "answer the user" in trip.message
+    assert "ask the user" in trip.message
 
 
 def test_same_turn_duplicates_trip() -> None:

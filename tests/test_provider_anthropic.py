@@ -24,7 +24,7 @@ from callgate.models import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from callgate.providers._common import RetryPolicy
+from callgate.providers._retry import RetryPolicy
 from callgate.providers.anthropic import AnthropicModel, render_messages
 from callgate.serde import message_from_dict, message_to_dict
 from callgate.tools.definition import Tool

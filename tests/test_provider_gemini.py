@@ -25,7 +25,7 @@ from callgate.models import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from callgate.providers._common import RetryPolicy
+from callgate.providers._retry import RetryPolicy
 from callgate.providers.gemini import (
     GeminiModel,
     is_synthetic_id,

@@ -286,3 +286,77 @@ def test_extra_calls_must_bring_new_values_from_the_request() -> None:
     # another tool may reuse earlier values, but must add one of its own from the request
     assert _adds_information(_c("time", city="Tokyo"), first, text)
     assert not _adds_information(_c("time", city="Boston"), first, text)
+
+
+# --- budgets, answers, values, the KV cache (real model) -----------------------------------------
+
+
+@slow
+@pytest.mark.parametrize(
+    ("prompt", "choice", "limit"),
+    [
+        ("Write a long story about a dragon.", "none", 12),
+        ("Convert 10 USD to EUR and 20 GBP to JPY, and add 2 and 3.", "required", 40),
+        ("What is the weather in Paris and in Rome, in celsius?", "auto", 30),
+    ],
+)
+async def test_output_tokens_never_exceed_max_tokens(
+    model: object, prompt: str, choice: Literal["auto", "none", "required"], limit: int
+) -> None:
+    # every generated token counts: kept calls, discarded drafts and text
+    r = await model.request(req(prompt, tool_choice=choice, max_tokens=limit))  # type: ignore[attr-defined]
+    assert 0 < r.usage.output_tokens <= limit
+    assert r.raw["truncated"] == (r.stop_reason == "max_tokens") or r.tool_calls
+
+
+@slow
+async def test_a_cut_answer_is_flagged_as_truncated(model: object) -> None:
+    r = await model.request(
+        req("Write a long story about a dragon.", tool_choice="none", max_tokens=6)
+    )  # type: ignore[attr-defined]
+    assert r.stop_reason == "max_tokens" and r.raw["truncated"] is True
+    assert r.usage.output_tokens == 6
+    full = await model.request(req("Say hello.", tool_choice="none", max_tokens=120))  # type: ignore[attr-defined]
+    assert full.raw["truncated"] is False and full.stop_reason == "end_turn"
+
+
+@slow
+async def test_the_shared_prompt_prefix_is_reused_from_the_kv_cache(model: object) -> None:
+    await model.request(req("What is the weather like in Oslo?"))  # type: ignore[attr-defined]
+    # another question, another mode: the system prompt and tool list are the same tokens
+    r = await model.request(req("Add 7 and 9.", tool_choice="required"))  # type: ignore[attr-defined]
+    assert r.usage.cache_read_tokens > 0.8 * r.usage.input_tokens
+
+
+@slow
+async def test_numbers_are_copied_as_written(model: object) -> None:
+    r = await model.request(  # type: ignore[attr-defined]
+        req("Convert $2,000,000 from USD to EUR.", tool_choice=NamedToolChoice("convert_currency"))
+    )
+    assert json.loads(r.tool_calls[0].arguments)["amount"] == 2_000_000
+
+
+@slow
+async def test_answer_after_a_tool_is_one_sentence_with_its_values(model: object) -> None:
+    call = ToolCall("call_0", "get_weather", '{"city": "Paris"}')
+    history = [
+        Message.user("What is the weather like in Paris?"),
+        Message.assistant("", [call]),
+        Message.tool(
+            ToolResult(
+                "call_0", "get_weather", '{"city": "Paris", "sky": "cloudy", "celsius": 14.5}'
+            )
+        ),
+    ]
+    r = await model.request(ModelRequest(history, tools=[t.spec for t in TOOLS]))  # type: ignore[attr-defined]
+    assert not r.tool_calls  # one thing was asked and answered: no further call
+    assert r.text.endswith(".") and "\n" not in r.text and r.text.count(".") <= 2
+    assert any(v in r.text for v in ("Paris", "cloudy", "14.5"))
+    assert not any(ch.isdigit() for ch in r.text.replace("14.5", ""))  # no invented numbers
+
+
+@slow
+async def test_a_one_clause_request_gets_one_call_and_no_draft(model: object) -> None:
+    r = await model.request(req("What is the weather like in Paris?", tool_choice="required"))  # type: ignore[attr-defined]
+    assert len(r.tool_calls) == 1
+    assert not any("p_more" in d for d in r.raw["decisions"])  # no second call was drafted

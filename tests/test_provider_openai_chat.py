@@ -1,7 +1,7 @@
 """OpenAIChatModel through the real `openai` SDK against a scripted local server.
 
 Every test asserts both sides: the exact JSON the SDK put on the wire and the neutral result.
-Also covers the shared failure/retry helpers in `callgate.providers._common`.
+Also covers the shared failure/retry helpers in `callgate.providers._retry`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from callgate.models import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from callgate.providers._common import (
+from callgate.providers._common import map_stop_reason
+from callgate.providers._retry import (
     ProviderFailure,
     RetryPolicy,
     call_with_retries,
     classify_exception,
     error_message_from_body,
-    map_stop_reason,
     parse_retry_after,
 )
 from callgate.providers.openai.chat import OpenAIChatModel

@@ -20,7 +20,7 @@ from callgate.models import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from callgate.providers._common import RetryPolicy
+from callgate.providers._retry import RetryPolicy
 from callgate.providers.openai.responses import OpenAIResponsesModel, responses_input
 from callgate.serde import message_from_dict, message_to_dict
 from callgate.tools.definition import ToolSpec

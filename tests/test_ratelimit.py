@@ -91,7 +91,7 @@ async def test_denial_message_and_retry_hint() -> None:
     assert e.code == "rate_limited"
     assert e.rule is not None and e.rule.startswith("ratelimit:")
     assert e.detail["retry_after"] == pytest.approx(12.0)
-    assert i.state["rate_limit"]["retry_after"] == pytest.approx(12.0)
+    assert i.rate_limit.retry_after == pytest.approx(12.0)
 
 
 def test_messages_for_other_shapes() -> None:

@@ -1,4 +1,7 @@
-"""Sanitisation: injections in sink arguments are refused; ordinary values pass."""
+"""Sanitisation: injections in sink arguments are refused; ordinary values pass.
+
+The bulk of the attack and ordinary strings lives in tests/corpus/sanitize/corpus.json (run by
+test_sanitize_corpus.py); this file covers each check's classes, options and the middleware."""
 
 from __future__ import annotations
 
@@ -151,8 +154,6 @@ ORDINARY = {
         "report.txt",
         "my-file_v2.tar.gz",
         "hello world",
-        "--verbose",
-        "-n 10",
         "/var/log/app.log",
         "alice@example.com",
         "price is $5",
@@ -322,7 +323,7 @@ async def test_middleware_refuses_and_names_the_parameter() -> None:
     e = ei.value
     assert "argument 'query' was refused by the sql check" in e.message
     assert e.rule == "sanitize:sql" and e.code == "unsafe_argument"
-    assert inv.state["sanitize"][0]["param"] == "query"
+    assert inv.sanitized[0].param == "query"
 
     inv = _inv({"query": "sales", "recipients": ["a@example.com", "b@x.com\nBcc: c@evil.com"]})
     with pytest.raises(ToolDenied, match="argument 'recipients' was refused by the email check"):
@@ -369,3 +370,204 @@ async def test_through_the_gate() -> None:
     assert "argument 'query'" in res.content
     good = ToolCall("c10", "run_report", '{"query": "sales by region", "recipients": []}')
     assert (await gate.execute(good, RunContext())).error_kind is None
+
+
+# ------------------------------------------------------------------- item 6: omitted optionals
+
+
+@tool(sinks={"u": "url", "q": "sql"})
+def fetch_page(q: str, u: str = "", note: str | None = None) -> str:
+    """Fetch a page."""
+    return "fetched"
+
+
+def _fetch(args: dict[str, object]) -> Invocation:
+    return Invocation(ToolCall("f1", "fetch_page", "{}"), RunContext(), fetch_page, dict(args))
+
+
+async def test_omitted_optional_sink_keeps_the_authors_default() -> None:
+    s = Sanitizer()
+    # what the validator hands over when the model left `u` out: the author's default ""
+    assert (await s(_fetch({"q": "news", "u": ""}), _ok)).content == "ran"
+    # a value the model did send is still judged
+    with pytest.raises(ToolDenied, match="argument 'u'"):
+        await s(_fetch({"q": "news", "u": "http://169.254.169.254/"}), _ok)
+    with pytest.raises(ToolDenied, match="argument 'u'"):
+        await s(_fetch({"q": "news", "u": "notaurl"}), _ok)
+
+
+async def test_omitted_optional_sink_through_the_gate() -> None:
+    from callgate.gate.core import Gate
+
+    gate = Gate([fetch_page], middleware=[Sanitizer()])
+    res = await gate.execute(ToolCall("g1", "fetch_page", '{"q": "news"}'), RunContext())
+    assert res.error_kind is None and res.content == "fetched"
+    bad = ToolCall("g2", "fetch_page", '{"q": "news", "u": "http://127.1/"}')
+    res = await gate.execute(bad, RunContext())
+    assert res.error_kind == "denied" and "argument 'u'" in res.content
+
+
+# ------------------------------------------------------------------------- per-class checks
+
+
+def test_shell_options_only_where_allowed() -> None:
+    for value in ("--output=/etc/passwd", "-o/tmp/x", "-", "\uff0d\uff0dhelp", " -rf"):
+        assert "option" in (detect_shell(value, CFG) or ""), value
+    opts = SanitizeConfig(shell_allow_options=True)
+    assert detect_shell("--verbose", opts) is None
+    assert detect_shell("-n 10", opts) is None
+    assert detect_shell("--out=$HOME", opts) is not None  # expansions stay refused
+
+
+def test_shell_expansions_are_named() -> None:
+    assert "$HOME" in (detect_shell("$HOME/.ssh", CFG) or "")
+    assert "expansion" in (detect_shell("${IFS}", CFG) or "")
+    assert "expansion" in (detect_shell("$(id)", CFG) or "")
+    assert detect_shell("price is $5", CFG) is None
+
+
+IPV4_LOOPBACK_SPELLINGS = [
+    "127.0.0.1",
+    "2130706433",
+    "0x7f000001",
+    "017700000001",
+    "0x7f.1",
+    "127.1",
+    "127.0.1",
+    "0177.0.0.01",
+    "0X7F.0.0.1",
+    "127.000.000.001",
+]
+
+
+@pytest.mark.parametrize("host", IPV4_LOOPBACK_SPELLINGS)
+def test_every_ipv4_spelling_is_one_address(host: str) -> None:
+    assert "loopback" in (detect_url(f"http://{host}/", CFG) or ""), host
+
+
+@pytest.mark.parametrize(
+    "host,carried",
+    [
+        ("[::ffff:127.0.0.1]", "loopback"),  # mapped
+        ("[::127.0.0.1]", "loopback"),  # compatible
+        ("[2002:7f00:1::]", "loopback"),  # 6to4
+        ("[2001:0:4136:e378:8000:63bf:80ff:fffe]", "loopback"),  # Teredo client 127.0.0.1
+        ("[64:ff9b::a9fe:a9fe]", "link-local"),  # NAT64 of 169.254.169.254
+        ("[fe80::200:5efe:a9fe:a9fe]", "link-local"),  # ISATAP / link-local
+        ("[fe80::1%25eth0]", "link-local"),  # zone id
+        ("[fd00:ec2::254]", "blocked network"),  # AWS IPv6 metadata
+    ],
+)
+def test_ipv6_forms_are_unwrapped(host: str, carried: str) -> None:
+    assert carried in (detect_url(f"http://{host}/", CFG) or ""), host
+
+
+def test_metadata_cgnat_and_configured_networks() -> None:
+    assert "blocked network" in (detect_url("http://100.100.100.200/", CFG) or "")
+    assert "blocked network" in (detect_url("http://168.63.129.16/", CFG) or "")
+    assert detect_url("http://100.64.1.1/", CFG) is not None
+    custom = SanitizeConfig(url_blocked_networks=("93.184.216.0/24",))
+    assert "blocked network" in (detect_url("https://93.184.216.34/", custom) or "")
+    assert detect_url("https://93.184.216.34/", CFG) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost\u3002/",  # ideographic full stop
+        "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/",  # fullwidth
+        "http://LOCALHOST./",
+        "http://%6c%6f%63%61%6c%68%6f%73%74/",  # percent-encoded host
+        "http://127.0.0.1.nip.io/",
+        "http://app-10-0-0-1.sslip.io/",
+        "http://7f000001.nip.io/",
+        "http://sub.localtest.me/",
+        "http://metadata/",  # single label
+    ],
+)
+def test_host_names_are_normalised_before_judging(url: str) -> None:
+    assert detect_url(url, CFG) is not None, url
+
+
+def test_names_with_a_public_embedded_address_pass() -> None:
+    assert detect_url("https://8.8.8.8.nip.io/", CFG) is None
+    assert detect_url("https://a1b2c3d4.cloudfront.net/x", CFG) is None
+    assert detect_url("https://bücher.example/", CFG) is None
+
+
+def test_dns_resolution_uses_the_configured_resolver() -> None:
+    table = {"rebind.example.com": ["93.184.216.34", "127.0.0.1"], "ok.example.com": ["8.8.4.4"]}
+    asked: list[str] = []
+
+    def resolver(host: str) -> list[str]:
+        asked.append(host)
+        if host not in table:
+            raise OSError("no such host")
+        return table[host]
+
+    dns = SanitizeConfig(url_resolve_dns=True, url_resolver=resolver)
+    assert "loopback" in (detect_url("http://rebind.example.com/", dns) or "")
+    assert detect_url("http://ok.example.com/", dns) is None
+    assert "does not resolve" in (detect_url("http://nowhere.example.com/", dns) or "")
+    asked.clear()
+    assert detect_url("http://rebind.example.com/", CFG) is None  # off by default
+    assert asked == []
+
+
+def test_sql_comments_count_as_spaces_and_executable_comments_as_sql() -> None:
+    assert "UNION" in (detect_sql("1/**/UNION/**/SELECT/**/1", CFG) or "")
+    assert detect_sql("1 /*!50000UNION*/ /*!SELECT*/ 1", CFG) is not None
+    assert "tautology" in (detect_sql("1 OR 2>1", CFG) or "")
+    assert "tautology" in (detect_sql("-1 OR 3*2=6", CFG) or "")
+    assert "stacked" in (detect_sql("1;\nDROP\tTABLE t", CFG) or "")
+
+
+def test_sql_mysql_backslash_reading_is_judged_too() -> None:
+    # standard SQL: 'x\' then a string; MySQL: one string, then OR 1=1 is live
+    assert detect_sql("1 AND 'x\\' ' OR 1=1 -- '", CFG) is not None
+    assert detect_sql("C:\\Users\\bob", CFG) is None
+
+
+def test_html_double_encoded_and_css() -> None:
+    assert "javascript" in (detect_html("<a href='&amp;#106;avascript:alert(1)'>x</a>", CFG) or "")
+    assert "<style>" in (detect_html("<style>@import 'https://e.example/x.css'</style>", CFG) or "")
+    assert "CSS" in (detect_html("<p style='x:expr/**/ession(alert(1))'>x</p>", CFG) or "")
+    assert "<script>" in (detect_html("&lt;script&gt;alert(1)&lt;/script&gt;", CFG) or "")
+    assert detect_html("<p style='color: red'>fine</p>", CFG) is None
+    assert detect_html("Robert'); -- in a comment field is fine", CFG) is None
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\u0085", "\r", "\n", "\x0b", "%0a"])
+def test_email_line_separators_anywhere(sep: str) -> None:
+    for value in (f"{sep}a@example.com", f"a@example.com{sep}", f"a@example.com{sep}Bcc: b@c.com"):
+        assert "line break" in (detect_email(value, CFG) or ""), repr(value)
+
+
+def test_path_full_decoding_and_whitespace(tmp_path: Path) -> None:
+    assert "traversal" in (detect_path("%25252e%25252e/secret", CFG) or "")
+    assert "traversal" in (detect_path("\uff0e\uff0e/secret", CFG) or "")
+    assert "whitespace" in (detect_path(" /etc/passwd", CFG) or "")
+    assert "NUL" in (detect_path("a%2500.txt", CFG) or "")
+    cfg = SanitizeConfig(path_roots=(str(tmp_path),))
+    assert detect_path("docs/a%20b.txt", cfg) is None
+    assert detect_path("%2fetc%2fpasswd", cfg) is not None
+
+
+def test_values_over_the_kinds_limit_are_refused_unread() -> None:
+    for kind, detect in DEFAULT_DETECTORS.items():
+        assert "longer than" in (detect("a" * 70_000, CFG) or ""), kind
+    roomy = SanitizeConfig(max_chars={"sql": 100_000})
+    assert detect_sql("a " * 5000, roomy) is None
+
+
+def test_missing_parser_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from callgate.gate.middleware.sanitize import SanitizerUnavailable
+
+    monkeypatch.setitem(sys.modules, "nh3", None)
+    monkeypatch.setitem(sys.modules, "email_validator", None)
+    with pytest.raises(SanitizerUnavailable, match=r"callgate\[sanitize\]"):
+        detect_html("<b>x</b>", CFG)
+    with pytest.raises(SanitizerUnavailable, match=r"callgate\[sanitize\]"):
+        detect_email("a@example.com", CFG)

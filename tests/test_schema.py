@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from callgate import tool
 from callgate.tools.schema import ArgumentsInvalid, FieldIssue, did_you_mean, find_unknown_keys
@@ -375,3 +377,369 @@ def test_description_precedence_field_then_annotated_then_docstring() -> None:
     assert p["b"]["description"] == "from Field"
     assert p["c"]["description"] == "from docstring c"
     assert shared.description is None  # the caller's FieldInfo was not mutated
+
+
+# --- unknown keys at every depth (issue 8, item 3) ------------------------------------------
+
+
+class ShapeA(BaseModel):
+    kind: Literal["a"]
+    n: int
+
+
+class ShapeB(BaseModel):
+    kind: Literal["b"]
+    label: str
+
+
+class Open(BaseModel):
+    model_config = {"extra": "allow"}
+    x: int
+
+
+class Aliased(BaseModel):
+    user_name: str = Field(alias="userName")
+
+
+def test_unknown_key_in_a_union_member_is_reported_not_dropped() -> None:
+    @tool
+    def draw(shape: ShapeA | ShapeB) -> None: ...
+
+    (issue,) = issues_of(draw, {"shape": {"kind": "a", "n": 1, "delete_all": True}})
+    assert (issue.path, issue.kind, issue.given) == (("shape", "delete_all"), "unknown", True)
+    # the other member is reached the same way, with a suggestion from that member's fields
+    (issue,) = issues_of(draw, {"shape": {"kind": "b", "label": "x", "lable": "y"}})
+    assert (issue.path, issue.suggestion) == (("shape", "lable"), "label")
+    assert draw.validator.validate({"shape": {"kind": "a", "n": 1}})["shape"] == ShapeA(
+        kind="a", n=1
+    )
+
+
+def test_unknown_key_in_a_discriminated_union_inside_a_list() -> None:
+    @tool
+    def draw(shapes: list[Annotated[ShapeA | ShapeB, Field(discriminator="kind")]]) -> None: ...
+
+    args = {"shapes": [{"kind": "b", "label": "x"}, {"kind": "a", "n": 2, "all": 1}]}
+    (issue,) = issues_of(draw, args)
+    assert issue.path == ("shapes", 1, "all")
+
+
+def test_unknown_key_in_dict_of_models_values() -> None:
+    @tool
+    def book(people: dict[str, Address]) -> None: ...
+
+    args = {"people": {"ann": {"street": "s", "city": "c"}, "bob": {"street": "s", "cty": "c"}}}
+    issues = issues_of(book, args)
+    unknown = [i for i in issues if i.kind == "unknown"]
+    assert [(i.path, i.suggestion) for i in unknown] == [(("people", "bob", "cty"), "city")]
+
+
+def test_unknown_key_in_dict_of_models_when_otherwise_valid() -> None:
+    @tool
+    def book(people: dict[str, Address]) -> None: ...
+
+    args = {"people": {"bob": {"street": "s", "city": "c", "admin": True}}}
+    (issue,) = issues_of(book, args)
+    assert issue.path == ("people", "bob", "admin")
+
+
+class Point(TypedDict):
+    x: int
+    y: int
+
+
+def test_unknown_key_in_typed_dict_and_optional_union() -> None:
+    @tool
+    def plot(p: Point, q: Address | int | None = None) -> None: ...
+
+    (issue,) = issues_of(plot, {"p": {"x": 1, "y": 2, "z": 3}})
+    assert issue.path == ("p", "z")
+    (issue,) = issues_of(plot, {"p": {"x": 1, "y": 2}, "q": {"street": "s", "city": "c", "w": 0}})
+    assert issue.path == ("q", "w")
+
+
+def test_models_that_allow_extra_keys_and_aliases_are_respected() -> None:
+    @tool
+    def f(o: Open, a: Aliased, m: dict[str, Open]) -> None: ...
+
+    out = f.validator.validate({"o": {"x": 1, "y": 2}, "a": {"userName": "u"}, "m": {}})
+    assert out["o"].model_extra == {"y": 2}
+    assert out["a"].user_name == "u"
+    (issue,) = issues_of(f, {"o": {"x": 1}, "a": {"userName": "u", "usr": 1}, "m": {}})
+    assert issue.path == ("a", "usr")
+
+
+def _raw(parameters: dict[str, Any]) -> Any:
+    from callgate.tools.definition import Tool
+
+    return Tool.from_schema("raw", "A raw tool.", parameters, lambda **kw: kw)
+
+
+_RAW_NESTED = {
+    "type": "object",
+    "properties": {
+        "target": {
+            "type": "object",
+            "properties": {"host": {"type": "string"}, "port": {"type": "integer"}},
+        },
+        "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
+        "meta": {"type": "object", "properties": {"a": {}}, "additionalProperties": True},
+        "tags": {"type": "object", "patternProperties": {"^t": {"type": "string"}}},
+        "both": {
+            "allOf": [
+                {"type": "object", "properties": {"p": {"type": "integer"}}},
+                {"type": "object", "properties": {"q": {"type": "integer"}}},
+            ]
+        },
+    },
+    "$defs": {"Item": {"type": "object", "properties": {"sku": {"type": "string"}}}},
+}
+
+
+def test_raw_schema_refuses_unknown_keys_at_every_level() -> None:
+    t = _raw(_RAW_NESTED)
+    (issue,) = issues_of(t, {"target": {"host": "h", "prot": 1}})
+    assert (issue.path, issue.kind, issue.suggestion) == (("target", "prot"), "unknown", "port")
+    (issue,) = issues_of(t, {"items": [{"sku": "a"}, {"sku": "b", "qty": 9}]})
+    assert issue.path == ("items", 1, "qty")
+
+
+def test_raw_schema_keeps_what_it_declares_open() -> None:
+    t = _raw(_RAW_NESTED)
+    args = {"meta": {"a": 1, "b": 2}, "tags": {"t1": "x"}, "both": {"p": 1, "q": 2}}
+    assert t.validator.validate(args) == args
+    # the caller's schema is not modified by closing
+    assert "additionalProperties" not in _RAW_NESTED["properties"]["target"]  # type: ignore[operator]
+
+
+# --- dangling references (issue 8, item 4) and the one $ref rule ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("#/$defs/Missing", "points to nothing"),
+        ("other.json#/$defs/Item", "only local references"),
+        ("https://example.com/s.json", "only local references"),
+        ("#/$defs/Loop", "cycle"),
+    ],
+)
+def test_raw_schema_with_a_bad_ref_is_refused_at_registration(ref: str, message: str) -> None:
+    from callgate.errors import SchemaError
+
+    schema = {
+        "type": "object",
+        "properties": {"x": {"type": "object", "properties": {"y": {"$ref": ref}}}},
+        "$defs": {"Loop": {"$ref": "#/$defs/Loop2"}, "Loop2": {"$ref": "#/$defs/Loop"}},
+    }
+    with pytest.raises(SchemaError, match=message) as ei:
+        _raw(schema)
+    assert "'raw'" in str(ei.value) and "properties.x.properties.y" in str(ei.value)
+
+
+def test_ref_rule_pointer_escaping_definitions_and_booleans() -> None:
+    from callgate.jsonschema import Refs
+
+    root = {
+        "definitions": {"a/b": {"type": "string"}, "m~n": {"type": "integer"}},
+        "$defs": {"with space": {"type": "boolean"}, "Any": True, "No": False},
+        "properties": {"list": {"prefixItems": [{"type": "null"}]}},
+    }
+    refs = Refs(root)
+    assert refs.resolve("#") is root
+    assert refs.resolve("#/definitions/a~1b") == {"type": "string"}
+    assert refs.resolve("#/definitions/m~0n") == {"type": "integer"}
+    assert refs.resolve("#/$defs/with%20space") == {"type": "boolean"}
+    assert refs.resolve("#/properties/list/prefixItems/0") == {"type": "null"}
+    assert refs.resolve("#/$defs/Any") == {}
+    assert refs.resolve("#/$defs/No") == {"not": {}}
+
+
+def test_ref_rule_refusals() -> None:
+    from callgate.errors import SchemaError
+    from callgate.jsonschema import Refs
+
+    refs = Refs({"$defs": {"A": {"type": "string"}, "N": 3}, "list": [1]})
+    for bad in ("#/$defs/B", "#/$defs/A/x", "#/list/5", "#/list/x"):
+        with pytest.raises(SchemaError, match="points to nothing"):
+            refs.resolve(bad)
+    with pytest.raises(SchemaError, match="does not point to a schema"):
+        refs.resolve("#/$defs/N")
+    for remote in ("#anchor", "a.json", "https://x/y#/A"):
+        with pytest.raises(SchemaError, match="only local"):
+            refs.resolve(remote)
+
+
+def test_deref_merges_siblings_and_caps_chains() -> None:
+    from callgate.errors import SchemaError
+    from callgate.jsonschema import MAX_REF_HOPS, Refs, check_refs
+
+    defs = {"M": {"type": "object", "description": "model"}, "R": {"$ref": "#/$defs/M"}}
+    refs = Refs({"$defs": defs})
+    assert refs.deref({"$ref": "#/$defs/R", "description": "field"}) == {
+        "type": "object",
+        "description": "field",
+    }
+    chain = {f"C{i}": {"$ref": f"#/$defs/C{i + 1}"} for i in range(MAX_REF_HOPS + 1)}
+    chain[f"C{MAX_REF_HOPS + 1}"] = {"type": "string"}
+    with pytest.raises(SchemaError, match="chain longer"):
+        Refs({"$defs": chain}).deref({"$ref": "#/$defs/C0"})
+    # recursion through structure is a legitimate schema (a tree), not a cycle
+    tree = {
+        "$ref": "#/$defs/Node",
+        "$defs": {"Node": {"type": "object", "properties": {"kids": {"items": {"$ref": "#"}}}}},
+    }
+    check_refs(tree)
+
+
+def test_allows_null_is_one_rule_for_every_reader() -> None:
+    from callgate.jsonschema import Refs, allows_null
+
+    root = {
+        "$defs": {
+            "N": {"type": ["integer", "null"]},
+            "S": {"type": "integer"},
+            "Self": {"anyOf": [{"$ref": "#/$defs/Self"}]},
+        }
+    }
+    refs = Refs(root)
+    cases = [
+        ({"$ref": "#/$defs/N"}, True),
+        ({"$ref": "#/$defs/S"}, False),
+        ({"$ref": "#/$defs/Missing"}, True),  # cannot be sure: say yes
+        ({"$ref": "#/$defs/Self"}, True),  # a cycle ends, and cannot be sure
+        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, True),
+        ({"enum": ["a"]}, False),
+        ({"const": None}, True),
+        ({"nullable": True, "type": "string"}, True),
+        ({"allOf": [{"type": "string"}]}, False),
+        ({}, True),
+    ]
+    for schema, expected in cases:
+        assert allows_null(schema, refs) is expected, schema
+
+
+def test_optional_raw_parameter_with_ref_to_non_null_means_omitted() -> None:
+    t = _raw(
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/S"}, "b": {"$ref": "#/$defs/N"}},
+            "$defs": {"S": {"type": "integer"}, "N": {"type": ["integer", "null"]}},
+        }
+    )
+    assert t.validator.null_means_omitted == frozenset({"a"})
+
+
+def test_closing_leaves_tests_and_combined_parts_open() -> None:
+    from callgate.jsonschema import close_objects
+
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "object", "properties": {"x": {}}}},
+        "not": {"properties": {"z": {"const": 1}}},
+        "if": {"properties": {"kind": {"const": "b"}}},
+        "then": {"properties": {"extra": {"type": "object", "properties": {"y": {}}}}},
+        "allOf": [{"properties": {"b": {"type": "object", "properties": {"w": {}}}}}],
+        "anyOf": [{"properties": {"a": {}}}, {"required": ["a"]}],
+    }
+    closed = close_objects(schema)
+    assert "additionalProperties" not in closed  # combined with allOf/then: open
+    assert closed["properties"]["a"]["additionalProperties"] is False
+    assert (
+        "additionalProperties" not in closed["not"] and "additionalProperties" not in closed["if"]
+    )
+    assert "additionalProperties" not in closed["then"]
+    assert closed["then"]["properties"]["extra"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["allOf"][0]
+    assert closed["allOf"][0]["properties"]["b"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["anyOf"][0]  # its parent lists properties
+    union = close_objects({"anyOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}}]})
+    assert [m["additionalProperties"] for m in union["anyOf"]] == [False, False]
+
+
+# --- JSON types are kept: strict validation, as JSON Schema counts ----------------------------
+
+
+def test_values_of_another_json_type_are_refused_not_converted() -> None:
+    @tool
+    def f(
+        n: int = 0,
+        on: bool = False,
+        x: float = 0.0,
+        level: Level = Level.ONE,
+        pick: Literal[1, 2] = 2,
+        when: datetime.date | None = None,
+        pair: tuple[int, str] | None = None,
+        prio: Priority = Priority.LOW,
+    ) -> None: ...
+
+    for bad in (
+        {"n": "5"},
+        {"n": True},
+        {"n": 1.5},
+        {"on": 1},
+        {"on": "yes"},
+        {"x": "1.0"},
+        {"x": False},
+        {"level": True},
+        {"pick": True},
+    ):
+        (issue,) = issues_of(f, bad)
+        assert issue.path == (next(iter(bad)),), bad
+    ok = f.validator.validate(
+        {"n": 3.0, "x": 2, "when": "2026-01-31", "pair": [1, "a"], "prio": "high", "level": 2}
+    )
+    assert ok["n"] == 3 and type(ok["n"]) is int  # JSON Schema counts 3.0 as an integer
+    assert ok["x"] == 2.0 and ok["when"] == datetime.date(2026, 1, 31)
+    assert ok["pair"] == (1, "a") and ok["prio"] is Priority.HIGH and ok["level"] is Level.TWO
+    assert f.validator.fast_json('{"level": true}') is None  # the fast path does not hide it
+
+
+def test_integral_floats_are_integers_inside_nested_values_too() -> None:
+    @tool
+    def g(counts: dict[str, int], items: list[Address | int]) -> None: ...
+
+    out = g.validator.validate({"counts": {"a": 1.0, "b": -0.0}, "items": [2.0]})
+    assert out["counts"] == {"a": 1, "b": 0} and out["items"] == [2]
+    (issue,) = issues_of(g, {"counts": {"a": 1.25}, "items": []})
+    assert issue.path == ("counts", "a")
+
+
+def test_exported_schema_of_nested_models_is_closed_where_the_gate_is() -> None:
+    @tool
+    def h(person: Person, o: Open) -> None: ...
+
+    defs = h.spec.parameters["$defs"]
+    assert defs["Person"]["additionalProperties"] is False
+    assert defs["Address"]["additionalProperties"] is False
+    assert defs["Open"]["additionalProperties"] is True  # extra="allow" stays open
+
+
+def test_error_messages_never_quote_the_value() -> None:
+    from callgate.tools.definition import Tool
+
+    secret = "sk-proj-" + "x" * 40
+    raw = Tool.from_schema(
+        "raw",
+        "Raw.",
+        {
+            "type": "object",
+            "properties": {
+                "pin": {"type": "string", "pattern": "^[0-9]{4}$"},
+                "code": {"type": "string", "maxLength": 3},
+            },
+        },
+        lambda **kw: kw,
+    )
+    issues = issues_of(raw, {"pin": secret, "code": "y" * 30_000})
+    assert {i.path: i.message for i in issues} == {
+        ("pin",): "must match the pattern ^[0-9]{4}$",
+        ("code",): "must be at most 3 characters long",
+    }
+
+    @tool
+    def draw(shape: Annotated[ShapeA | ShapeB, Field(discriminator="kind")]) -> None: ...
+
+    (issue,) = issues_of(draw, {"shape": {"kind": secret}})
+    assert secret not in issue.message and issue.allowed == ["a", "b"]
+    assert issue.path == ("shape", "kind") and issue.given == secret

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "Agent": "callgate.agent.loop",
-    "Budgets": "callgate.agent.loop",
+    "Budgets": "callgate.agent.budgets",
+    "Price": "callgate.agent.budgets",
     "RunResult": "callgate.agent.loop",
     "Approvals": "callgate.approvals.service",
     "CallbackApprover": "callgate.approvals.service",
@@ -36,6 +37,9 @@ _EXPORTS: dict[str, str] = {
     "Gate": "callgate.gate.core",
     "ProvenanceCheck": "callgate.gate.middleware.provenance",
     "ProvenanceGuard": "callgate.gate.middleware.provenance",
+    "ProvenanceSink": "callgate.tools.provenance",
+    "ProvenanceSource": "callgate.tools.provenance",
+    "ScopeRules": "callgate.gate.middleware.provenance.scope",
     "Limit": "callgate.gate.middleware.ratelimit",
     "RateLimiter": "callgate.gate.middleware.ratelimit",
     "Sanitizer": "callgate.gate.middleware.sanitize",
@@ -46,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "Middleware": "callgate.gate.protocols",
     "Observer": "callgate.gate.protocols",
     "PolicyDecision": "callgate.gate.protocols",
+    "Refusal": "callgate.gate.protocols",
+    "SettlingApprover": "callgate.gate.protocols",
     "TurnRecord": "callgate.gate.protocols",
     "Message": "callgate.messages",
     "ToolCall": "callgate.messages",
@@ -58,13 +64,15 @@ _EXPORTS: dict[str, str] = {
     "DefaultPolicy": "callgate.policy.engine",
     "Policy": "callgate.policy.engine",
     "Rule": "callgate.policy.engine",
-    "open_run_store": "callgate.runs.store",
+    "open_run_store": "callgate.runs",
     "ExecutionOptions": "callgate.tools.definition",
     "Tool": "callgate.tools.definition",
     "ToolAnnotations": "callgate.tools.definition",
     "ToolSpec": "callgate.tools.definition",
     "tool": "callgate.tools.definition",
     "Toolset": "callgate.tools.toolset",
+    "FunctionModel": "callgate.testing",
+    "ScriptedModel": "callgate.testing",
 }
 
 __all__ = [
@@ -81,6 +89,7 @@ __all__ = [
     "DefaultPolicy",
     "ErrorKind",
     "ExecutionOptions",
+    "FunctionModel",
     "Gate",
     "Invocation",
     "Limit",
@@ -93,14 +102,21 @@ __all__ = [
     "Observer",
     "Policy",
     "PolicyDecision",
+    "Price",
     "ProvenanceCheck",
     "ProvenanceGuard",
+    "ProvenanceSink",
+    "ProvenanceSource",
     "RateLimiter",
+    "Refusal",
     "Rule",
     "RunContext",
     "RunResult",
     "Sanitizer",
     "SchemaError",
+    "ScopeRules",
+    "ScriptedModel",
+    "SettlingApprover",
     "TerminalToolError",
     "Tool",
     "ToolAnnotations",
@@ -121,8 +137,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from callgate.agent.loop import Agent, Budgets, RunResult
-    from callgate.approvals.service import Approvals, CallbackApprover, open_approval_store
+    from callgate.agent.budgets import Budgets, Price
+    from callgate.agent.loop import Agent, RunResult
+    from callgate.approvals.service import Approvals, CallbackApprover
+    from callgate.approvals.stores import open_approval_store
     from callgate.audit import open_audit_store
     from callgate.audit.log import AuditLog
     from callgate.context import RunContext
@@ -139,6 +157,7 @@ if TYPE_CHECKING:
     )
     from callgate.gate.core import Gate
     from callgate.gate.middleware.provenance import ProvenanceCheck, ProvenanceGuard
+    from callgate.gate.middleware.provenance.scope import ScopeRules
     from callgate.gate.middleware.ratelimit import Limit, RateLimiter
     from callgate.gate.middleware.sanitize import Sanitizer
     from callgate.gate.protocols import (
@@ -149,13 +168,17 @@ if TYPE_CHECKING:
         Middleware,
         Observer,
         PolicyDecision,
+        Refusal,
+        SettlingApprover,
         TurnRecord,
     )
     from callgate.messages import Message, ToolCall, ToolResult, Usage
     from callgate.models import Model, ModelRequest, ModelResponse, NamedToolChoice
     from callgate.policy.engine import DefaultPolicy, Policy, Rule
-    from callgate.runs.store import open_run_store
+    from callgate.runs import open_run_store
+    from callgate.testing import FunctionModel, ScriptedModel
     from callgate.tools.definition import ExecutionOptions, Tool, ToolAnnotations, ToolSpec, tool
+    from callgate.tools.provenance import ProvenanceSink, ProvenanceSource
     from callgate.tools.toolset import Toolset
 
 

@@ -1,20 +1,30 @@
 """The `callgate` command line.
 
 Each feature module contributes its own sub-commands through an `add_cli(subparsers)` function
-listed in `_COMMAND_MODULES`, so this file stays a thin dispatcher.
+listed in `_COMMAND_MODULES`, so this file stays a thin dispatcher. Every listed module is
+imported when the parser is built: a module that fails to import is an error with its traceback,
+never a sub-command that silently disappears.
+
+Like ``python -m``, the command line puts the current directory first on `sys.path`, so
+``callgate lint myapp.tools`` and ``callgate audit replay --tools myapp.tools:gate`` find the
+project the user stands in without ``PYTHONPATH=.``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 _COMMAND_MODULES = (
     "callgate.tools.lint",
     "callgate.approvals.cli",
     "callgate.audit.cli",
+    "callgate.mcp.cli",
+    "callgate.server.cli",
 )
 
 
@@ -34,8 +44,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:  # pragma: no cover - argparse enforces a sub-command
         parser.print_help()
         return 2
-    result = func(args)
+    with _cwd_importable():
+        result = func(args)
     return int(result or 0)
+
+
+@contextlib.contextmanager
+def _cwd_importable() -> Iterator[None]:
+    """The current directory first on `sys.path` while a command runs (as ``python -m`` does),
+    removed again afterwards so an in-process caller's path is left as it was."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 if __name__ == "__main__":  # pragma: no cover

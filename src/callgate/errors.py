@@ -112,14 +112,6 @@ class ApprovalRequired(Exception):
         self.request = request
 
 
-class BudgetExceeded(CallgateError):
-    """A run-level budget (iterations, calls, tokens, cost, corrections) ran out."""
-
-    def __init__(self, budget: str, message: str) -> None:
-        super().__init__(message)
-        self.budget = budget
-
-
 class ModelError(CallgateError):
     """A model provider failed in a way retries did not fix (bad request, auth, exhausted retries).
 
@@ -134,3 +126,9 @@ class ModelError(CallgateError):
         self.status = status
         self.retryable = retryable
         self.body = body
+
+
+class InvalidModelRequest(ModelError, ValueError):
+    """A `ModelRequest` no provider can send as it is (a `tool_choice` naming a tool that is not
+    offered, "required" with no tools). Raised by `callgate.models.normalise_request` before
+    anything is sent, with the same message whatever the provider."""

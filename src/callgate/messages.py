@@ -32,6 +32,16 @@ class ToolCall:
     provider_data: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ArgumentIssue:
+    """One problem with a call's arguments, as the application sees it (the model reads the
+    rendered text): the field path, the kind of problem and the validator's message."""
+
+    path: tuple[str | int, ...]
+    kind: str
+    message: str
+
+
 @dataclass(slots=True)
 class ToolResult:
     """The outcome of one proposed call, matched to it by `call_id`.
@@ -39,6 +49,12 @@ class ToolResult:
     `content` is what the model reads (already rendered and sanitised). `error_kind` is None on
     success and one of the `callgate.errors.ErrorKind` values otherwise. `data` keeps the tool's
     structured return value for the application; it is never sent to a model as-is.
+
+    The fields after `attempts` are facts for the application, never sent to a model: `rule`
+    names what refused or decided the call (a policy rule, "loop:repeat", "ratelimit:..."),
+    `approval_id` the approval that paused or authorised it, `issues` the argument problems,
+    `correction_budget_exhausted` that no correction is left, `error_class` the exception a
+    crashing tool raised, `deprecated` the tool's deprecation note.
     """
 
     call_id: str
@@ -48,7 +64,12 @@ class ToolResult:
     data: Any = None
     duration_s: float = 0.0
     attempts: int = 1
-    metadata: dict[str, Any] = field(default_factory=dict)
+    rule: str | None = None
+    approval_id: str | None = None
+    issues: tuple[ArgumentIssue, ...] = ()
+    correction_budget_exhausted: bool = False
+    error_class: str | None = None
+    deprecated: str | None = None
 
     @property
     def is_error(self) -> bool:

@@ -14,7 +14,11 @@ dicts, lists stay lists, only leaf values change) using three layers:
    URLs.
 
 It is pure (no I/O, no global state) and cheap: patterns are compiled once and short strings skip
-the scan.
+the scan. It is linear whatever the input: every repetition is bounded or possessive, and no
+pattern is tried again from inside a run it already read (a match may only start where a run
+starts, or right after `://`). The input is capped: one string is read up to `MAX_TEXT_CHARS`
+and one `redact` call up to `MAX_TOTAL_CHARS` of strings in all; what lies beyond is replaced by
+a note saying how much was left out (never kept unmasked).
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from functools import lru_cache
 from typing import Any
 
 MASK = "***"
+#: The most characters of one string that are read (and kept); the rest is dropped.
+MAX_TEXT_CHARS = 65_536
+#: The most characters of strings one `redact` call reads across a whole structure.
+MAX_TOTAL_CHARS = 262_144
+_CUT_BACKOFF = 512  # a cut backs off to whitespace so no secret is kept half-masked
 
 # Words that make a key sensitive wherever they appear in it.
 _ANY_WORD = frozenset(
@@ -76,6 +85,7 @@ _LAST_WORD = frozenset({"token"})
 # Suffixes of the joined key that are sensitive ("stripe_api_key", "aws_secret_access_key").
 _JOINED_SUFFIXES = ("apikey", "privatekey", "secretkey", "accesskey", "cardnumber", "signingkey")
 
+_MAX_KEY_CHARS = 256
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
@@ -88,7 +98,10 @@ def is_secret_key(key: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
-    """Whether a mapping key names a secret (by its words, case-insensitive)."""
+    """Whether a mapping key names a secret (by its words, case-insensitive). A key longer
+    than `_MAX_KEY_CHARS` is no parameter name: its value is masked without reading it."""
+    if len(key) > _MAX_KEY_CHARS:
+        return True
     words = [w.lower() for w in _WORD_RE.findall(key)]
     if not words:
         return False
@@ -118,21 +131,18 @@ class ValuePattern:
     min_digits: int = 0
 
 
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # a digit doubled, its digits summed
+
+
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    odd = sum(map(int, digits[-1::-2]))
+    even = sum(_DOUBLED[int(c)] for c in digits[-2::-2])
+    return (odd + even) % 10 == 0
 
 
 def _mask_card(m: re.Match[str]) -> str:
     text = m.group(0)
-    digits = "".join(ch for ch in text if ch.isdigit())
+    digits = text.replace(" ", "").replace("-", "")
     if 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits):
         return "****" + digits[-4:]
     return text
@@ -149,40 +159,42 @@ def _mask_all(m: re.Match[str]) -> str:
 DEFAULT_PATTERNS: tuple[ValuePattern, ...] = (
     ValuePattern(
         "card_number",
-        re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+        re.compile(r"(?<![0-9-])[0-9](?:[ -]?[0-9]){12,18}(?![0-9-])"),
         _mask_card,
         min_digits=13,
     ),
     ValuePattern(
         "bearer",
-        re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z\-._~+/]*\d)[A-Za-z0-9\-._~+/]{8,}=*"),
+        re.compile(
+            r"(?i)\b(bearer\s{1,8})(?=[A-Za-z\-._~+/]{0,512}\d)[A-Za-z0-9\-._~+/]{8,}+={0,3}"
+        ),
         _keep_group1,
         hints=("bearer",),
     ),
     ValuePattern(
         "authorization",
         re.compile(
-            r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:(?:basic|digest|bearer)\s+)?)"
-            r"(?!\*\*\*|(?:basic|digest|bearer)\b)[^\s\"',;}]+"
+            r"(?i)\b(authorization[\"']?\s{0,8}[:=]\s{0,8}[\"']?(?:(?:basic|digest|bearer)\s{1,8})?)"
+            r"(?!\*\*\*|(?:basic|digest|bearer)\b)[^\s\"',;}]++"
         ),
         _keep_group1,
         hints=("authorization",),
     ),
     ValuePattern(
         "api_key",
-        re.compile(r"\b(sk-|sk_live_|sk_test_|rk_live_|pk_live_)[A-Za-z0-9_\-]{12,}"),
+        re.compile(r"\b(sk-|sk_live_|sk_test_|rk_live_|pk_live_)[A-Za-z0-9_\-]{12,}+"),
         _keep_group1,
         hints=("sk-", "sk_", "rk_", "pk_"),
     ),
     ValuePattern(
         "github_token",
-        re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{20,}|\b(github_pat_)[A-Za-z0-9_]{20,}"),
+        re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{20,}+|\b(github_pat_)[A-Za-z0-9_]{20,}+"),
         lambda m: (m.group(1) or m.group(2)) + MASK,
         hints=("gh", "github_pat_"),
     ),
     ValuePattern(
         "slack_token",
-        re.compile(r"\b(xox[abposr]-)[A-Za-z0-9\-]{10,}"),
+        re.compile(r"\b(xox[abposr]-)[A-Za-z0-9\-]{10,}+"),
         _keep_group1,
         hints=("xox",),
     ),
@@ -193,8 +205,23 @@ DEFAULT_PATTERNS: tuple[ValuePattern, ...] = (
         hints=("akia", "asia"),
     ),
     ValuePattern(
+        "gcp_api_key",
+        re.compile(r"\bAIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
+        _mask_all,
+        hints=("aiza",),
+    ),
+    ValuePattern(
+        "gcp_oauth_token",
+        re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}+"),
+        _mask_all,
+        hints=("ya29.",),
+    ),
+    ValuePattern(
         "jwt",
-        re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
+        re.compile(
+            r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{5,}+\.[A-Za-z0-9_\-]{5,}+\."
+            r"[A-Za-z0-9_\-]{5,}+"
+        ),
         _mask_all,
         hints=("eyj",),
     ),
@@ -203,28 +230,33 @@ DEFAULT_PATTERNS: tuple[ValuePattern, ...] = (
         re.compile(
             r"(?i)\b((?:password|passwd|pwd|passphrase|secret|client_secret|api[_-]?key|"
             r"access[_-]?token|refresh[_-]?token|auth[_-]?token|token|ssn|cvv)"
-            r"[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"'&,;}]+"
+            r"[\"']?\s{0,8}[:=]\s{0,8}[\"']?)(?!\*\*\*)[^\s\"'&,;}]++"
         ),
         _keep_group1,
         hints=("pass", "pwd", "secret", "key", "token", "ssn", "cvv"),
     ),
     ValuePattern(
         "url_credentials",
-        re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^/\s@]+(?=@)"),
+        re.compile(r"(?<=://)([^/\s:@]++:)[^/\s@]++(?=@)"),
         _keep_group1,
         hints=("://",),
     ),
-    ValuePattern("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _mask_all, min_digits=9),
+    ValuePattern("ssn", re.compile(r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b"), _mask_all, min_digits=9),
 )
 
 _MIN_SCAN = 8  # no default pattern matches fewer characters
-_DIGITS = re.compile(r"\d")
+
+
+def _count_digits(text: str) -> int:
+    """ASCII digits in `text` (the digits the card and SSN patterns read), counted in C."""
+    return sum(map(text.count, "0123456789"))
 
 
 def redact_text(text: str, patterns: Iterable[ValuePattern] = DEFAULT_PATTERNS) -> str:
-    """Mask every secret the patterns recognise inside `text`."""
+    """Mask every secret the patterns recognise inside `text` (read up to `MAX_TEXT_CHARS`)."""
     if len(text) < _MIN_SCAN:
         return text
+    text = _cap(text, MAX_TEXT_CHARS)
     lower: str | None = None
     digits = -1
     for p in patterns:
@@ -235,12 +267,23 @@ def redact_text(text: str, patterns: Iterable[ValuePattern] = DEFAULT_PATTERNS) 
                 continue
         if p.min_digits:
             if digits < 0:
-                digits = len(_DIGITS.findall(text))
+                digits = _count_digits(text)
             if digits < p.min_digits:
                 continue
         text = p.regex.sub(p.replace, text)
         lower = None  # the text changed
     return text
+
+
+def _cap(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, backed off to the last whitespace before the cut (a
+    secret cut in half could escape its pattern), with a note of what was left out."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    space = max(head.rfind(c, max(0, limit - _CUT_BACKOFF)) for c in " \n\t")
+    head = head[: space + 1] if space >= 0 else head[: max(0, limit - _CUT_BACKOFF)]
+    return f"{head}[... {len(text) - len(head)} more characters not recorded]"
 
 
 # ------------------------------------------------------------------------------------ structures
@@ -266,65 +309,67 @@ def redact(
     which mapping keys are secret anywhere in the structure (default: `is_sensitive_key`).
     `patterns`: secrets to find inside strings (pass `()` to disable).
     """
-    paths = _parse_paths(frozenset(sensitive))
-    pats = tuple(patterns)
+    walk = _Walk(_parse_paths(frozenset(sensitive)), tuple(patterns), keys)
     if isinstance(args, str):
-        return _redact_raw(args, paths, pats, keys)
-    return _walk(args, (), paths, pats, keys)
+        return walk.raw(args)
+    return walk(args, ())
 
 
-def _redact_raw(
-    text: str,
-    paths: frozenset[Path],
-    pats: tuple[ValuePattern, ...],
-    keys: Callable[[str], bool],
-) -> str:
-    """Raw argument text (a call whose JSON did not decode, or a provider's string arguments)."""
-    stripped = text.lstrip()
-    if stripped[:1] in ("{", "["):
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            pass
-        else:
-            return json.dumps(_walk(decoded, (), paths, pats, keys), ensure_ascii=False)
-    return redact_text(text, pats)
+@dataclass(slots=True)
+class _Walk:
+    """One `redact` call: what to mask, and how many characters of strings may still be read
+    (`MAX_TOTAL_CHARS` in all, so no structure makes redaction slow)."""
 
+    paths: frozenset[Path]
+    pats: tuple[ValuePattern, ...]
+    keys: Callable[[str], bool]
+    budget: int = MAX_TOTAL_CHARS
 
-def _walk(
-    value: Any,
-    path: Path,
-    paths: frozenset[Path],
-    pats: tuple[ValuePattern, ...],
-    keys: Callable[[str], bool],
-) -> Any:
-    if isinstance(value, str):
-        return redact_text(value, pats)
-    if isinstance(value, Mapping):
-        out: dict[Any, Any] = {}
-        for k, v in value.items():
-            sub = (*path, str(k))
-            if sub in paths or (isinstance(k, str) and keys(k)):
-                out[k] = _mask_value(v)
+    def text(self, value: str) -> str:
+        if self.budget <= 0:
+            return f"[{len(value)} characters not recorded: over the redaction limit]"
+        value = _cap(value, min(self.budget, MAX_TEXT_CHARS))
+        self.budget -= len(value)
+        return redact_text(value, self.pats)
+
+    def raw(self, text: str) -> str:
+        """Raw argument text (a call whose JSON did not decode, or a provider's string
+        arguments): masked as a structure when it is JSON, else as text."""
+        if text.lstrip()[:1] in ("{", "[") and len(text) <= MAX_TEXT_CHARS:
+            try:
+                decoded = json.loads(text)
+            except ValueError:
+                pass
             else:
-                out[k] = _walk(v, sub, paths, pats, keys)
-        return out
-    if isinstance(value, list):
-        return [_walk(v, path, paths, pats, keys) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_walk(v, path, paths, pats, keys) for v in value)
-    if isinstance(value, (set, frozenset)):
-        return [_walk(v, path, paths, pats, keys) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # a Pydantic model among validated arguments
-        return _walk(dump(mode="json"), path, paths, pats, keys)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _walk(dataclasses.asdict(value), path, paths, pats, keys)
-    if isinstance(value, (bytes, bytearray)):
-        return f"<{len(value)} bytes>"
-    return redact_text(str(value), pats)
+                return json.dumps(self(decoded, ()), ensure_ascii=False)
+        return self.text(text)
+
+    def __call__(self, value: Any, path: Path) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                sub = (*path, str(k))
+                if sub in self.paths or (isinstance(k, str) and self.keys(k)):
+                    out[k] = _mask_value(v)
+                else:
+                    out[k] = self(v, sub)
+            return out
+        if isinstance(value, (list, set, frozenset)):
+            return [self(v, path) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self(v, path) for v in value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        dump = getattr(value, "model_dump", None)
+        if callable(dump):  # a Pydantic model among validated arguments
+            return self(dump(mode="json"), path)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return self(dataclasses.asdict(value), path)
+        if isinstance(value, (bytes, bytearray)):
+            return f"<{len(value)} bytes>"
+        return self.text(str(value))
 
 
 def _mask_value(value: Any) -> Any:

@@ -27,7 +27,7 @@ def call_from_dict(d: dict[str, Any]) -> ToolCall:
 
 
 def result_to_dict(r: ToolResult) -> dict[str, Any]:
-    return {
+    d: dict[str, Any] = {
         "call_id": r.call_id,
         "name": r.name,
         "content": r.content,
@@ -35,6 +35,14 @@ def result_to_dict(r: ToolResult) -> dict[str, Any]:
         "duration_s": r.duration_s,
         "attempts": r.attempts,
     }
+    # the application-facing facts that are set (never `data`: it may not be JSON)
+    for key in ("rule", "approval_id", "error_class", "deprecated"):
+        value = getattr(r, key)
+        if value is not None:
+            d[key] = value
+    if r.correction_budget_exhausted:
+        d["correction_budget_exhausted"] = True
+    return d
 
 
 def result_from_dict(d: dict[str, Any]) -> ToolResult:
@@ -45,6 +53,11 @@ def result_from_dict(d: dict[str, Any]) -> ToolResult:
         d.get("error_kind"),
         duration_s=d.get("duration_s", 0.0),
         attempts=d.get("attempts", 1),
+        rule=d.get("rule"),
+        approval_id=d.get("approval_id"),
+        error_class=d.get("error_class"),
+        deprecated=d.get("deprecated"),
+        correction_budget_exhausted=bool(d.get("correction_budget_exhausted", False)),
     )
 
 

@@ -1,8 +1,9 @@
 """The agent loop: model turns, gated tool calls, guards, streaming events, pause and resume."""
 
+from callgate.agent.budgets import Budgets, Price
+from callgate.agent.guards import LoopBreaker, RunGuards
 from callgate.agent.loop import (
     Agent,
-    Budgets,
     ModelTurn,
     RunFinished,
     RunResult,
@@ -15,8 +16,11 @@ from callgate.agent.loop import (
 __all__ = [
     "Agent",
     "Budgets",
+    "LoopBreaker",
     "ModelTurn",
+    "Price",
     "RunFinished",
+    "RunGuards",
     "RunResult",
     "ToolFinished",
     "ToolStarted",

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic_core import from_json, to_json
 
+from callgate.errors import ErrorKind
+from callgate.gate.protocols import Refusal
 from callgate.messages import ToolCall
 
 Verdict = Literal["ok", "warn", "stop"]
@@ -120,9 +122,8 @@ class LoopBreaker:
             if trip is None and pingpong:
                 trip = self._trip(
                     "ping-pong",
-                    "you are alternating between the same calls without making progress. Stop "
-                    "calling tools and answer the user with what you already have, or ask them "
-                    "for what is missing",
+                    "you keep alternating between the same calls. Answer with what you have, or "
+                    "ask the user for what is missing",
                 )
             out.append(trip)
         return out
@@ -133,9 +134,8 @@ class LoopBreaker:
         if n > self.max_repeats:
             return self._trip(
                 "repeat",
-                f"you already called {c.name} with these same arguments ({n - 1} time"
-                f"{'s' if n > 2 else ''}) and have its result above. Calling it again will not "
-                "change anything: use that result, change the arguments meaningfully, or answer",
+                f"you already called {c.name} with these arguments and have its result above. "
+                "Use that result, or answer the user",
             )
         near_sig = _key(c.name, coarse(decoded))
         m = self._near.get(near_sig, 0) + 1
@@ -143,9 +143,8 @@ class LoopBreaker:
         if m >= self.near_limit:
             return self._trip(
                 "near-repeat",
-                f"you have called {c.name} {m} times with arguments that differ only in spelling, "
-                "word order or empty values. That is not making progress: answer with what you "
-                "have, or ask the user",
+                f"you called {c.name} {m} times with arguments that differ only in spelling or "
+                "word order. Answer with what you have, or ask the user",
             )
         return None
 
@@ -164,5 +163,73 @@ class LoopBreaker:
         self.warned = True
         msg = f"Not run: loop detected ({reason}): {text}."
         if verdict == "warn":
-            msg += " If this happens again the run will be stopped."
+            msg += " The run stops if this happens again."
         return Trip(verdict, reason, msg)
+
+
+_CORRECTABLE = ErrorKind.CORRECTABLE.value
+_DENIED = ErrorKind.DENIED.value
+
+TOOLS_OFF = Refusal(
+    "tool_choice:none",
+    "Not run: tools are switched off for this step. Answer in text.",
+    _CORRECTABLE,
+)
+CALL_BUDGET = Refusal(
+    "budget:tool_calls",
+    "Not run: the tool-call budget of this run is used up. Answer with what you have.",
+    _DENIED,
+    stop=True,
+)
+
+
+def budget_refusal(reason: str) -> Refusal:
+    """The refusal of calls proposed in the turn that crossed a token or cost budget."""
+    what = "cost" if reason == "budget:cost" else "token"
+    return Refusal(reason, f"Not run: the {what} budget of this run is used up.", _DENIED, True)
+
+
+@dataclass
+class RunGuards:
+    """The run's own refusals, decided per turn before the gate sees the calls: tools switched
+    off for the step, the loop breaker, and the tool-call budget. Each refusal goes to the gate
+    (`Gate.execute(..., refusal=...)`), which records it like every other outcome, so the audit
+    log shows every call a model proposed, whoever refused it."""
+
+    breaker: LoopBreaker | None
+    max_tool_calls: int | None
+    calls_made: int = 0
+
+    def screen(
+        self, calls: list[ToolCall], tools_off: bool, over: str | None = None
+    ) -> list[Refusal | None]:
+        """One entry per call: None to gate it normally, or the run's refusal."""
+        if over is not None:
+            return [budget_refusal(over)] * len(calls)
+        if tools_off:
+            return [TOOLS_OFF] * len(calls)
+        out: list[Refusal | None] = [None] * len(calls)
+        if self.breaker is not None:
+            for i, trip in enumerate(self.breaker.check_turn(calls)):
+                if trip is not None:
+                    rule = f"loop:{trip.reason}"
+                    out[i] = Refusal(rule, trip.message, _CORRECTABLE, trip.verdict == "stop")
+        for i in range(len(calls)):
+            if out[i] is not None:
+                continue
+            if self.max_tool_calls is not None and self.calls_made >= self.max_tool_calls:
+                out[i] = CALL_BUDGET
+            else:
+                self.calls_made += 1
+        return out
+
+
+def stop_reason(refusals: list[Refusal | None]) -> str | None:
+    """Why the run must stop after this turn, if a refusal asked for it: "loop" when the loop
+    breaker took part, else the budget's rule."""
+    stops = [r for r in refusals if r is not None and r.stop]
+    if not stops:
+        return None
+    if any(r is not None and r.rule.startswith("loop:") for r in refusals):
+        return "loop"
+    return stops[0].rule

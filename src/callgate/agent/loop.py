@@ -4,11 +4,16 @@ Guards, all on by default:
 
 - `max_iterations` model turns; then one last request with tools switched off, asking for a final
   answer from what is known;
-- a loop breaker (`callgate.agent.guards`) that first explains, in the tool result, why a repeated or
-  ping-pong call was not run, and stops the run if it happens again;
-- budgets on tool calls, tokens, cost and correction attempts, each ending the run with a plain
-  reason;
+- a loop breaker (`callgate.agent.guards`) that first explains, in the tool result, why a
+  repeated or ping-pong call was not run, and stops the run if it happens again;
+- budgets on tool calls, tokens, cost and correction attempts, each ending the run with a final
+  answer (one last tools-off request, or a plain explanation when no request is affordable); the
+  token and cost budgets are checked before each turn too (`callgate.agent.budgets`);
 - `tool_choice` per run and per step.
+
+Every call a model proposes goes through the gate, including the ones the run's own guards
+refuse (tools switched off, the loop breaker, the call budget): the gate records them with the
+guard's rule, so the audit log holds every proposed call.
 
 A call that needs a person's approval pauses the run: its state is saved in a `RunStore` and
 `Agent.resume(run_id)` continues it once the approval is decided (in the same or a new process).
@@ -17,24 +22,32 @@ A call that needs a person's approval pauses the run: its state is saved in a `R
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from callgate import serde
-from callgate.agent.guards import LoopBreaker
+from callgate.agent.budgets import (
+    Budgets,
+    Price,
+    budget_stop_text,
+    estimate_tokens,
+    output_allowance,
+    over_budget,
+)
+from callgate.agent.guards import LoopBreaker, RunGuards, stop_reason
 from callgate.agent.guidance import tool_guidance
 from callgate.context import RunContext
-from callgate.errors import BudgetExceeded, CallgateError, ErrorKind
+from callgate.errors import CallgateError, ErrorKind
 from callgate.gate.core import Gate
-from callgate.gate.protocols import TurnRecord
+from callgate.gate.protocols import Refusal, TurnRecord
 from callgate.messages import Message, ToolCall, ToolResult, Usage
 from callgate.models import (
     Model,
     ModelRequest,
     ModelResponse,
-    ModelStreamEvent,
     ResponseFinished,
     TextDelta,
     ToolCallDelta,
@@ -42,27 +55,18 @@ from callgate.models import (
     ToolCallStarted,
     ToolChoice,
 )
-from callgate.runs.store import MemoryRunStore, RunStore
+from callgate.runs import MemoryRunStore, RunStore
 from callgate.tools.definition import Tool, ToolSpec
 from callgate.tools.toolset import Toolset
 
 RunStatus = Literal["completed", "paused", "stopped"]
 _PENDING = ErrorKind.PENDING_APPROVAL.value
+log = logging.getLogger("callgate.agent.loop")
 
 FINAL_ANSWER_PROMPT = (
-    "You have used all the steps allowed for this request. Do not call any tool. Answer the "
-    "user now with what you have found so far, and say plainly what is still missing."
+    "You have used all the steps allowed for this request. Answer the user now, without tools: "
+    "say what you found and what is still missing."
 )
-
-
-@dataclass(slots=True)
-class Budgets:
-    """Run-level limits. None means unlimited."""
-
-    max_iterations: int = 10
-    max_tool_calls: int | None = 50
-    max_total_tokens: int | None = None
-    max_cost_usd: float | None = None
 
 
 @dataclass(slots=True)
@@ -147,14 +151,16 @@ class Agent:
     """A model, a gate and the guards around them.
 
     `tools` is a `Gate` (for full control of policy, approval, middleware) or tools/a toolset
-    (a default gate is built). `instructions` is the system prompt; tool-use guidance generated
-    from the tools is appended unless `guidance=False` or replaced by a string.
+    (a default gate is built; plain functions are wrapped as `@tool` would). `instructions` is
+    the system prompt; tool-use guidance generated from the tools is appended unless
+    `guidance=False` or replaced by a string. `price` is the model's price, used to fill the cost
+    of each turn (providers do not report it); `Budgets(max_cost_usd=...)` requires it.
     """
 
     def __init__(
         self,
         model: Model,
-        tools: Gate | Toolset | Iterable[Tool] = (),
+        tools: Gate | Toolset | Iterable[Tool | Callable[..., Any]] = (),
         *,
         instructions: str | None = None,
         guidance: bool | str = True,
@@ -165,8 +171,16 @@ class Agent:
         breaker: Callable[[], LoopBreaker] | None = LoopBreaker,
         run_store: RunStore | None = None,
         status_interval_s: float = 1.0,
+        price: Price | None = None,
     ) -> None:
+        if budgets is not None and budgets.max_cost_usd is not None and price is None:
+            raise ValueError(
+                "Budgets(max_cost_usd=...) needs the model's price, since providers do not "
+                "report cost: pass Agent(..., price=Price(input=..., output=...)) in USD per "
+                "million tokens"
+            )
         self.model = model
+        self.price = price
         self.gate = tools if isinstance(tools, Gate) else Gate(tools)
         self.instructions = instructions
         self.guidance = guidance
@@ -263,7 +277,7 @@ class Agent:
         state = _RunState(
             ctx=ctx,
             messages=messages,
-            breaker=self._breaker_factory() if self._breaker_factory else None,
+            guards=self._guards(),
             tool_choice=tool_choice or self.tool_choice,
             step_tool_choice=step_tool_choice,
         )
@@ -280,17 +294,18 @@ class Agent:
         state = _RunState(
             ctx=ctx,
             messages=[serde.message_from_dict(m) for m in saved["messages"]],
-            breaker=self._breaker_factory() if self._breaker_factory else None,
+            guards=self._guards(saved["calls_made"]),
             tool_choice=saved.get("tool_choice", "auto"),
             step_tool_choice=None,
             usage=serde.usage_from_dict(saved["usage"]),
             turns=saved["turns"],
-            calls_made=saved["calls_made"],
         )
-        if state.breaker is not None:
+        state.mark = len(state.messages)
+        breaker = state.guards.breaker
+        if breaker is not None:
             for m in state.messages:
                 if m.tool_calls:
-                    state.breaker.check_turn(list(m.tool_calls))
+                    breaker.check_turn(list(m.tool_calls))
         calls = [serde.call_from_dict(c) for c in saved["calls"]]
         done = {r["call_id"]: serde.result_from_dict(r) for r in saved["done"]}
         todo = [c for c in calls if c.id not in done]
@@ -307,115 +322,152 @@ class Agent:
         async for ev in self._drive(state, streaming):
             yield ev
 
+    def _guards(self, calls_made: int = 0) -> RunGuards:
+        breaker = self._breaker_factory() if self._breaker_factory else None
+        return RunGuards(breaker, self.budgets.max_tool_calls, calls_made)
+
     async def _drive(self, st: _RunState, streaming: bool) -> AsyncIterator[AgentEvent]:
+        """Turns until one of them ends the run (it sets `st.outcome`)."""
+        while st.outcome is None:
+            async for ev in self._turn(st, streaming):
+                yield ev
+        yield RunFinished(st.outcome)
+
+    async def _turn(self, st: _RunState, streaming: bool) -> AsyncIterator[AgentEvent]:
+        """One model turn and the calls it proposed."""
+        if st.turns >= self.budgets.max_iterations:
+            async for ev in self._final_answer(st, "max_iterations", streaming):
+                yield ev
+            return
+        st.ctx.turn = st.turns
+        choice = st.tool_choice
+        if st.step_tool_choice is not None:
+            choice = st.step_tool_choice(st.turns) or choice
+        req = self._request(st, self.gate.specs(st.ctx), choice)
+        if not self._fits_budget(st, req):
+            return
+        yield TurnStarted(st.turns)
+        t0 = time.perf_counter()
+        async for ev in self._ask(st, req, streaming, all_events=True):
+            yield ev
+        response = st.response
+        assert response is not None
+        dt = time.perf_counter() - t0
+        st.turns += 1
+        self._account(st, response)
+        st.messages.append(response.message)
+        st.mark = len(st.messages)
+        self._record_turn(st, response, dt)
+        yield ModelTurn(st.turns - 1, response, dt)
+        calls = response.message.tool_calls
+        over = over_budget(self.budgets, st.usage)
+        if not calls:
+            self._answered(st, response.text, over)
+            return
+        _ensure_ids(calls, st.turns)
+        refusals = st.guards.screen(list(calls), choice == "none", over)
+        async for ev in self._gate_calls(st, list(calls), refusals, streaming):
+            yield ev
+        async for ev in self._after_turn(st, list(calls), refusals, streaming):
+            yield ev
+
+    def _fits_budget(self, st: _RunState, req: ModelRequest) -> bool:
+        """Cap the request's output to what the token and cost budgets leave after its estimated
+        input; when nothing is left, end the run plainly instead of sending it."""
         b = self.budgets
-        while True:
-            if st.turns >= b.max_iterations:
-                async for ev in self._final_answer(st, "max_iterations", streaming):
-                    yield ev
-                return
-            st.ctx.turn = st.turns
-            choice = st.tool_choice
-            if st.step_tool_choice is not None:
-                choice = st.step_tool_choice(st.turns) or choice
-            specs = self.gate.specs(st.ctx)
-            yield TurnStarted(st.turns)
-            response: ModelResponse | None = None
-            t0 = time.perf_counter()
-            req = self._request(st, specs, choice)
-            if streaming and hasattr(self.model, "stream"):
-                async for ev in self.model.stream(req):
-                    if isinstance(ev, ResponseFinished):
-                        response = ev.response
-                    else:
-                        yield ev
-                if response is None:
-                    raise CallgateError(
-                        f"model {self.model.name!r} ended a stream without a response"
-                    )
-            else:
-                response = await self.model.request(req)
-            dt = time.perf_counter() - t0
-            st.turns += 1
-            st.usage = st.usage + response.usage
-            st.messages.append(response.message)
-            self._record_turn(st, response, dt)
-            yield ModelTurn(st.turns - 1, response, dt)
-            over = self._over_budget(st)
-            if over is not None:
-                yield RunFinished(self._result(st, "stopped", response.text, over))
-                return
-            calls = response.message.tool_calls
-            if not calls:
-                yield RunFinished(self._result(st, "completed", response.text))
-                return
-            _ensure_ids(calls, st.turns)
-            results: list[ToolResult | None] = [None] * len(calls)
-            if choice == "none":
-                for i, c in enumerate(calls):
-                    results[i] = ToolResult(
-                        c.id,
-                        c.name,
-                        "Not run: tools are switched off for this step. Answer in text.",
-                        ErrorKind.CORRECTABLE.value,
-                    )
-            stop_loop = False
-            if st.breaker is not None and choice != "none":
-                for i, trip in enumerate(st.breaker.check_turn(list(calls))):
-                    if trip is not None:
-                        results[i] = ToolResult(
-                            calls[i].id, calls[i].name, trip.message, ErrorKind.CORRECTABLE.value
-                        )
-                        results[i].metadata["loop"] = trip.reason  # type: ignore[union-attr]
-                        stop_loop = stop_loop or trip.verdict == "stop"
-            if b.max_tool_calls is not None:
-                for i, c in enumerate(calls):
-                    if results[i] is None:
-                        if st.calls_made >= b.max_tool_calls:
-                            results[i] = ToolResult(
-                                c.id,
-                                c.name,
-                                "Not run: the tool-call budget of this run is used up. Answer "
-                                "with what you have.",
-                                ErrorKind.DENIED.value,
-                            )
-                            stop_loop = True
-                        else:
-                            st.calls_made += 1
-            else:
-                st.calls_made += sum(1 for r in results if r is None)
-            todo = [c for c, r in zip(calls, results, strict=True) if r is None]
-            if todo:
-                if streaming:
-                    async for ev in self._execute_streaming(st, todo):
-                        if isinstance(ev, ToolFinished):
-                            idx = next(
-                                i
-                                for i, c in enumerate(calls)
-                                if c.id == ev.result.call_id and results[i] is None
-                            )
-                            results[idx] = ev.result
-                        yield ev
-                else:
-                    fresh = await self.gate.execute_many(todo, st.ctx, st.messages)
-                    it = iter(fresh)
-                    for i in range(len(results)):
-                        if results[i] is None:
-                            results[i] = next(it)
-            final = [r for r in results if r is not None]
-            outcome = self._after_calls(st, list(calls), final)
-            if outcome is not None:
-                yield RunFinished(outcome)
-                return
-            if stop_loop:
-                reason = (
-                    "budget:tool_calls"
-                    if not any(r.metadata.get("loop") for r in final)
-                    else "loop"
-                )
-                async for ev in self._final_answer(st, reason, streaming):
-                    yield ev
-                return
+        if b.max_total_tokens is None and (b.max_cost_usd is None or self.price is None):
+            return True
+        if st.last_usage is None:
+            next_input = estimate_tokens(st.messages, req)
+        else:
+            added = estimate_tokens(st.messages[st.mark :])
+            next_input = st.last_usage.input_tokens + st.last_usage.output_tokens + added
+        allowed = output_allowance(b, st.usage, next_input, self.price)
+        if allowed is None:
+            return True
+        if allowed <= 0:
+            reason = over_budget(b, st.usage) or (
+                "budget:tokens" if b.max_total_tokens is not None else "budget:cost"
+            )
+            st.outcome = self._result(st, "stopped", budget_stop_text(reason, b, st.usage), reason)
+            return False
+        own = getattr(self.model, "max_tokens", None)
+        cap = min(allowed, own) if isinstance(own, int) and own > 0 else allowed
+        req.max_tokens = cap if req.max_tokens is None else min(req.max_tokens, cap)
+        return True
+
+    def _answered(self, st: _RunState, text: str, over: str | None) -> None:
+        """The model answered without calls: the run is complete (or stopped, when that answer
+        crossed a budget; the answer is still given)."""
+        if over is None:
+            st.outcome = self._result(st, "completed", text)
+            return
+        output = text or budget_stop_text(over, self.budgets, st.usage)
+        st.outcome = self._result(st, "stopped", output, over)
+
+    def _account(self, st: _RunState, response: ModelResponse) -> None:
+        """Add a turn's usage to the run's, pricing it when the provider did not."""
+        usage = response.usage
+        if self.price is not None and usage.cost_usd == 0:
+            usage.cost_usd = self.price.cost(usage)
+        st.usage = st.usage + usage
+        st.last_usage = usage
+
+    async def _ask(
+        self, st: _RunState, req: ModelRequest, streaming: bool, *, all_events: bool
+    ) -> AsyncIterator[AgentEvent]:
+        """One model request; stream events pass through (only text deltas unless
+        `all_events`); the response lands in `st.response`."""
+        st.response = None
+        if not (streaming and hasattr(self.model, "stream")):
+            st.response = await self.model.request(req)
+            return
+        async for ev in self.model.stream(req):
+            if isinstance(ev, ResponseFinished):
+                st.response = ev.response
+            elif all_events or isinstance(ev, TextDelta):
+                yield ev
+        if st.response is None:
+            raise CallgateError(f"model {self.model.name!r} ended a stream without a response")
+
+    async def _gate_calls(
+        self,
+        st: _RunState,
+        calls: list[ToolCall],
+        refusals: list[Refusal | None],
+        streaming: bool,
+    ) -> AsyncIterator[AgentEvent]:
+        """Every proposed call goes through the gate, the run's refusals included (so each one
+        is recorded); results land in `st.turn_results`, in the order of `calls`."""
+        if not streaming:
+            st.turn_results = await self.gate.execute_many(calls, st.ctx, st.messages, refusals)
+            return
+        by_id: dict[str, ToolResult] = {}
+        async for ev in self._execute_streaming(st, calls, refusals):
+            if isinstance(ev, ToolFinished):
+                by_id[ev.result.call_id] = ev.result
+            yield ev
+        st.turn_results = [by_id[c.id] for c in calls]
+
+    async def _after_turn(
+        self,
+        st: _RunState,
+        calls: list[ToolCall],
+        refusals: list[Refusal | None],
+        streaming: bool,
+    ) -> AsyncIterator[AgentEvent]:
+        """Pause, stop or carry on after the calls of a turn were gated."""
+        outcome = self._after_calls(st, calls, st.turn_results)
+        if outcome is not None:
+            st.outcome = outcome
+            return
+        reason = stop_reason(refusals)
+        if reason in ("budget:tokens", "budget:cost"):
+            text = budget_stop_text(reason, self.budgets, st.usage)
+            st.outcome = self._result(st, "stopped", text, reason)
+        elif reason is not None:
+            async for ev in self._final_answer(st, reason, streaming):
+                yield ev
 
     def _after_calls(
         self, st: _RunState, calls: list[ToolCall], results: list[ToolResult]
@@ -424,32 +476,10 @@ class Agent:
         st.results.extend(r for r in results if r.error_kind != _PENDING)
         pending = [r for r in results if r.error_kind == _PENDING]
         if pending:
-            state = {
-                "ctx": serde.context_to_dict(st.ctx),
-                "messages": [serde.message_to_dict(m) for m in st.messages],
-                "calls": [serde.call_to_dict(c) for c in calls],
-                "done": [serde.result_to_dict(r) for r in results if r.error_kind != _PENDING],
-                "usage": serde.usage_to_dict(st.usage),
-                "turns": st.turns,
-                "calls_made": st.calls_made,
-                "tool_choice": st.tool_choice if isinstance(st.tool_choice, str) else "auto",
-                "paused_at": time.time(),
-            }
-            self.run_store.save(st.ctx.run_id, state)
-            res = self._result(st, "paused", "", "approval")
-            res.pending = [
-                {
-                    "call_id": r.call_id,
-                    "tool": r.name,
-                    "approval_id": r.metadata.get("approval_id"),
-                    "message": r.content,
-                }
-                for r in pending
-            ]
-            return res
+            return self._pause(st, calls, results, pending)
         for r in results:
             st.messages.append(Message.tool(r))
-        if any(r.metadata.get("correction_budget_exhausted") for r in results):
+        if any(r.correction_budget_exhausted for r in results):
             return self._result(
                 st,
                 "stopped",
@@ -459,20 +489,51 @@ class Agent:
             )
         return None
 
+    def _pause(
+        self,
+        st: _RunState,
+        calls: list[ToolCall],
+        results: list[ToolResult],
+        pending: list[ToolResult],
+    ) -> RunResult:
+        state = {
+            "ctx": serde.context_to_dict(st.ctx),
+            "messages": [serde.message_to_dict(m) for m in st.messages],
+            "calls": [serde.call_to_dict(c) for c in calls],
+            "done": [serde.result_to_dict(r) for r in results if r.error_kind != _PENDING],
+            "usage": serde.usage_to_dict(st.usage),
+            "turns": st.turns,
+            "calls_made": st.guards.calls_made,
+            "tool_choice": st.tool_choice if isinstance(st.tool_choice, str) else "auto",
+            "paused_at": time.time(),
+        }
+        self.run_store.save(st.ctx.run_id, state)
+        res = self._result(st, "paused", "", "approval")
+        res.pending = [
+            {
+                "call_id": r.call_id,
+                "tool": r.name,
+                "approval_id": r.approval_id,
+                "message": r.content,
+            }
+            for r in pending
+        ]
+        return res
+
     async def _execute_streaming(
-        self, st: _RunState, calls: list[ToolCall]
+        self, st: _RunState, calls: list[ToolCall], refusals: list[Refusal | None]
     ) -> AsyncIterator[AgentEvent]:
         sem = asyncio.Semaphore(self.gate.max_parallel)
 
-        async def one(c: ToolCall) -> ToolResult:
+        async def one(c: ToolCall, refusal: Refusal | None) -> ToolResult:
             async with sem:
-                return await self.gate.execute(c, st.ctx, st.messages)
+                return await self.gate.execute(c, st.ctx, st.messages, refusal=refusal)
 
         started = time.perf_counter()
         tasks: dict[asyncio.Task[ToolResult], ToolCall] = {}
-        for c in calls:
+        for c, r in zip(calls, refusals, strict=True):
             yield ToolStarted(c)
-            tasks[asyncio.ensure_future(one(c))] = c
+            tasks[asyncio.ensure_future(one(c, r))] = c
         try:
             pending = set(tasks)
             while pending:
@@ -492,22 +553,18 @@ class Agent:
     async def _final_answer(
         self, st: _RunState, reason: str, streaming: bool
     ) -> AsyncIterator[AgentEvent]:
+        """One last request with tools switched off, so a stopped run still answers."""
         st.messages.append(Message.user(FINAL_ANSWER_PROMPT))
         req = self._request(st, self.gate.specs(st.ctx), "none")
+        if not self._fits_budget(st, req):  # not even a last answer is affordable
+            return
         t0 = time.perf_counter()
-        response: ModelResponse | None = None
-        if streaming and hasattr(self.model, "stream"):
-            # the final answer streams like any other; calls it still proposes are not shown
-            async for ev in self.model.stream(req):
-                if isinstance(ev, ResponseFinished):
-                    response = ev.response
-                elif isinstance(ev, TextDelta):
-                    yield ev
-            if response is None:
-                raise CallgateError(f"model {self.model.name!r} ended a stream without a response")
-        else:
-            response = await self.model.request(req)
-        st.usage = st.usage + response.usage
+        # the final answer streams like any other; calls it still proposes are not shown
+        async for ev in self._ask(st, req, streaming, all_events=False):
+            yield ev
+        response = st.response
+        assert response is not None
+        self._account(st, response)
         st.turns += 1
         text = response.text
         if response.tool_calls:
@@ -516,7 +573,7 @@ class Agent:
         st.messages.append(response.message)
         self._record_turn(st, response, time.perf_counter() - t0)
         yield ModelTurn(st.turns - 1, response, time.perf_counter() - t0)
-        yield RunFinished(self._result(st, "stopped", text, reason))
+        st.outcome = self._result(st, "stopped", text, reason)
 
     # helpers -------------------------------------------------------------------------------
 
@@ -545,14 +602,6 @@ class Agent:
             strict=self.strict,
         )
 
-    def _over_budget(self, st: _RunState) -> str | None:
-        b = self.budgets
-        if b.max_total_tokens is not None and st.usage.total_tokens > b.max_total_tokens:
-            return "budget:tokens"
-        if b.max_cost_usd is not None and st.usage.cost_usd > b.max_cost_usd:
-            return "budget:cost"
-        return None
-
     def _record_turn(self, st: _RunState, response: ModelResponse, dt: float) -> None:
         observers = self.gate.observers
         if not observers:
@@ -574,9 +623,7 @@ class Agent:
             try:
                 o.on_turn(rec)
             except Exception:
-                import logging
-
-                logging.getLogger("callgate.agent.loop").exception("observer %r failed", o)
+                log.exception("observer %r failed", o)
 
     def _sensitive(self, ctx: RunContext, calls: Sequence[ToolCall]) -> dict[str, frozenset[str]]:
         out: dict[str, frozenset[str]] = {}
@@ -597,22 +644,30 @@ class Agent:
             run_id=st.ctx.run_id,
             reason=reason,
             turns=st.turns,
-            tool_calls=st.calls_made,
+            tool_calls=st.guards.calls_made,
             results=st.results,
         )
 
 
 @dataclass(slots=True)
 class _RunState:
-    ctx: RunContext
+    ctx: RunContext[Any]
     messages: list[Message]
-    breaker: LoopBreaker | None
+    guards: RunGuards
     tool_choice: ToolChoice
     step_tool_choice: StepChoice | None
     usage: Usage = field(default_factory=Usage)
     turns: int = 0
-    calls_made: int = 0
     results: list[ToolResult] = field(default_factory=list)
+    #: the last model response, the usage of the last turn, and where the messages added
+    #: after it start (for the next turn's input estimate)
+    response: ModelResponse | None = None
+    last_usage: Usage | None = None
+    mark: int = 0
+    #: the results of the calls of the current turn, in the order of its calls
+    turn_results: list[ToolResult] = field(default_factory=list)
+    #: set by the turn that ends the run
+    outcome: RunResult | None = None
 
 
 def _ensure_ids(calls: list[ToolCall], turn: int) -> None:
@@ -628,8 +683,7 @@ def _ensure_ids(calls: list[ToolCall], turn: int) -> None:
 __all__ = [
     "Agent",
     "AgentEvent",
-    "BudgetExceeded",
     "Budgets",
-    "ModelStreamEvent",
+    "Price",
     "RunResult",
 ]

@@ -1,17 +1,15 @@
 """Durable human approval: requests bound to the call and its arguments, claimed exactly once."""
 
-from callgate.approvals.service import (
+from callgate.approvals.model import (
     ApprovalConflictError,
     ApprovalError,
     ApprovalExpiredError,
     ApprovalNotFoundError,
     ApprovalRequest,
-    Approvals,
     ApprovalStore,
-    CallbackApprover,
-    MemoryApprovalStore,
 )
-from callgate.approvals.stores import open_approval_store
+from callgate.approvals.service import Approvals, CallbackApprover
+from callgate.approvals.stores import MemoryApprovalStore, open_approval_store
 
 __all__ = [
     "ApprovalConflictError",

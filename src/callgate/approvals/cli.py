@@ -1,9 +1,10 @@
 """``callgate approvals list|show|approve|deny|recover``: the approvals command line.
 
 `add_cli` is listed in `callgate.cli`; the sub-commands open the store named by ``--db`` (or
-``$CALLGATE_APPROVALS_DB``) and go through `callgate.approvals.service.Approvals`, so a person deciding
-from a terminal follows exactly the rules a running application does. Kept apart from
-`callgate.approvals.service` so the library part carries no argument parsing or printing.
+``$CALLGATE_APPROVALS_DB``) and go through `callgate.approvals.service.Approvals`, so a person
+deciding from a terminal follows exactly the rules a running application does. Every command
+needs an existing store: a mistyped ``--db`` is an error, never a new empty database. Kept apart
+from the service so the library carries no argument parsing or printing.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, Final, TextIO
 
-from callgate.approvals.service import (
-    STATUSES,
-    ApprovalError,
-    ApprovalRequest,
-    Approvals,
-    format_time,
-)
+from callgate._storage import StoreNotFoundError
+from callgate._tables import clip, print_table
+from callgate.approvals.model import STATUSES, ApprovalError, ApprovalRequest, format_time
+from callgate.approvals.service import Approvals
 from callgate.approvals.stores import open_approval_store
 
 _DB_ENV: Final = "CALLGATE_APPROVALS_DB"
@@ -79,7 +77,10 @@ def _with_approvals(args: argparse.Namespace, fn: Callable[[Approvals], int]) ->
         print(f"error: give --db PATH_OR_DSN (or set ${_DB_ENV})", file=sys.stderr)
         return 2
     try:
-        store = open_approval_store(args.db)
+        store = open_approval_store(args.db, must_exist=True)
+    except StoreNotFoundError as exc:
+        print(f"error: {exc}; check --db (nothing was created)", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not trace back
         print(f"error: cannot open approval store {args.db!r}: {exc}", file=sys.stderr)
         return 1
@@ -99,18 +100,15 @@ def _cli_list(args: argparse.Namespace) -> int:
             for r in rows:
                 print(json.dumps(r.to_dict(), ensure_ascii=False, sort_keys=True))
             return 0
-        print_table(rows, sys.stdout)
+        _print_requests(rows, sys.stdout)
         return 0
 
     return _with_approvals(args, run)
 
 
-def print_table(rows: builtins.list[ApprovalRequest], out: TextIO) -> None:
-    if not rows:
-        print("no approval requests", file=out)
-        return
-    header = ("ID", "STATUS", "TOOL", "REQUESTED BY", "CREATED", "EXPIRES", "RULE")
-    table = [header] + [
+def _print_requests(rows: builtins.list[ApprovalRequest], out: TextIO) -> None:
+    header = ("ID", "STATUS", "TOOL", "REQUESTED BY", "CREATED", "EXPIRES", "RULE", "OUTCOME")
+    table = [
         (
             r.id,
             r.status,
@@ -119,12 +117,11 @@ def print_table(rows: builtins.list[ApprovalRequest], out: TextIO) -> None:
             format_time(r.created_at),
             format_time(r.expires_at),
             r.rule,
+            clip(r.result_summary or r.comment or "-", 40),
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    print_table(header, table, out, empty="no approval requests")
 
 
 def _cli_show(args: argparse.Namespace) -> int:

@@ -28,39 +28,45 @@ never both win it):
   verdict on a decided request, or any verdict on an expired one, is an error.
 
 Stores are deliberately dumb (insert, get, find, list, conditional transition): the rules above
-live here, once, for every backend (`MemoryApprovalStore`, `callgate.approvals.stores.sqlite`,
-`callgate.approvals.stores.postgres`).
-
-The command line (``callgate approvals ...``) lives in `callgate.approvals.cli`.
+live here, once, for every backend (`callgate.approvals.stores`). The request itself, its
+statuses and errors are in `callgate.approvals.model`; the command line (``callgate approvals
+...``) is `callgate.approvals.cli`, which the library never imports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import dataclasses
-import hashlib
 import inspect
 import json
-import os
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from datetime import UTC, datetime
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
-from pydantic_core import to_jsonable_python
-
+from callgate.approvals.model import (
+    STATUSES,
+    ApprovalConflictError,
+    ApprovalError,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    ApprovalRequest,
+    ApprovalStore,
+    Status,
+    args_hash,
+    format_time,
+    mask_arguments,
+    owner_is_dead,
+    process_owner,
+)
+from callgate.approvals.stores.memory import MemoryApprovalStore
 from callgate.context import RunContext
-from callgate.errors import ApprovalRequired, CallgateError, ToolDenied
+from callgate.errors import ApprovalRequired, ToolDenied
 from callgate.gate.protocols import Invocation, PolicyDecision
 from callgate.messages import ToolResult
-from callgate.redaction import is_secret_key, redact, redact_text
-from callgate.serde import canonical_json
-from callgate.tools.definition import Tool
+from callgate.redaction import redact_text
 
+# the model names stay importable from here for the modules that already do
 __all__ = [
     "ApprovalConflictError",
     "ApprovalError",
@@ -70,276 +76,14 @@ __all__ = [
     "ApprovalStore",
     "Approvals",
     "CallbackApprover",
-    "MemoryApprovalStore",
-    "add_cli",
     "args_hash",
+    "build_request",
     "mask_arguments",
+    "process_owner",
 ]
 
-Status = Literal["pending", "approved", "denied", "expired", "executing", "done", "interrupted"]
-STATUSES: Final[tuple[str, ...]] = (
-    "pending",
-    "approved",
-    "denied",
-    "expired",
-    "executing",
-    "done",
-    "interrupted",
-)
-#: Columns a transition may change (stores build SQL from these names only).
-MUTABLE_FIELDS: Final = frozenset(
-    {
-        "expires_at",
-        "decided_by",
-        "decided_at",
-        "comment",
-        "claimed_by",
-        "claimed_at",
-        "finished_at",
-        "result_summary",
-    }
-)
 _MAX_COMMENT: Final = 2000
 _MAX_SUMMARY: Final = 500
-
-
-class ApprovalError(CallgateError):
-    """An approval could not be decided as asked."""
-
-
-class ApprovalNotFoundError(ApprovalError):
-    """No approval request has this id."""
-
-
-class ApprovalExpiredError(ApprovalError):
-    """The request waited longer than its time to live; the user has to ask again."""
-
-
-class ApprovalConflictError(ApprovalError):
-    """The request was already decided differently (or already ran)."""
-
-
-# --- the request -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(slots=True)
-class ApprovalRequest:
-    """One call waiting for (or having received) a person's verdict.
-
-    `arguments` are masked for display; `args_hash` binds the request to the real arguments.
-    Times are Unix seconds.
-    """
-
-    id: str
-    run_id: str
-    conversation_id: str
-    call_id: str
-    tool: str
-    version: str | None
-    arguments: Any
-    args_hash: str
-    rule: str
-    reason: str
-    requested_by: str | None
-    tenant: str | None
-    created_at: float
-    expires_at: float
-    status: Status = "pending"
-    decided_by: str | None = None
-    decided_at: float | None = None
-    comment: str | None = None
-    claimed_by: str | None = None
-    claimed_at: float | None = None
-    finished_at: float | None = None
-    result_summary: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ApprovalRequest:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def describe(self) -> str:
-        """What will happen if this is approved, in words a person can check."""
-        version = f" (version {self.version})" if self.version else ""
-        who = self.requested_by or "an anonymous user"
-        if self.tenant:
-            who += f" of tenant {self.tenant}"
-        args = json.dumps(self.arguments, indent=2, ensure_ascii=False, sort_keys=True)
-        return (
-            f"If approved, `{self.tool}`{version} runs once with these arguments:\n{args}\n"
-            f"Why approval is needed: {self.reason or self.rule} (rule {self.rule}).\n"
-            f"Requested by {who} in run {self.run_id}, call {self.call_id}.\n"
-            f"Approval id {self.id}; decide before {format_time(self.expires_at)}."
-        )
-
-
-FIELD_NAMES: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(ApprovalRequest))
-
-
-def format_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def args_hash(tool: str, version: str | None, args: Mapping[str, Any]) -> str:
-    """SHA-256 over the tool, its version and the exact canonical arguments (models, enums and
-    dates made plain first)."""
-    plain = to_jsonable_python(
-        {"tool": tool, "version": version, "arguments": dict(args)}, fallback=repr
-    )
-    payload = canonical_json(plain)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def mask_arguments(tool: Tool, args: Mapping[str, Any]) -> Any:
-    """Arguments as a person may see them: the tool's sensitive parameters, secret-looking keys
-    (password, secret, token, api_key, ssn, card, ...) and secret-looking values masked."""
-    plain = to_jsonable_python(dict(args), fallback=repr)
-    return redact(plain, tool.annotations.sensitive, keys=is_secret_key)
-
-
-# --- the store protocol ----------------------------------------------------------------------
-
-
-@runtime_checkable
-class ApprovalStore(Protocol):
-    """Persistence for approval requests. Every method is atomic on its own."""
-
-    def add(self, request: ApprovalRequest) -> ApprovalRequest:
-        """Insert; when a request for the same (run_id, call_id, args_hash) exists, return it
-        unchanged instead (two processes asking at once end up with one request)."""
-        ...
-
-    def get(self, approval_id: str) -> ApprovalRequest | None: ...
-
-    def find(self, run_id: str, call_id: str, args_hash: str) -> ApprovalRequest | None: ...
-
-    def list(self, status: str | None = None, limit: int = 100) -> builtins.list[ApprovalRequest]:
-        """Newest first."""
-        ...
-
-    def transition(
-        self,
-        approval_id: str,
-        expect: Collection[str],
-        status: str,
-        changes: Mapping[str, Any] | None = None,
-        *,
-        unexpired_at: float | None = None,
-    ) -> ApprovalRequest | None:
-        """Set `status` (and `changes`, keys from `MUTABLE_FIELDS`) only if the current status is
-        in `expect` (and, with `unexpired_at`, only if ``expires_at > unexpired_at``). Returns the
-        updated request, or None when the condition did not hold."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def check_changes(changes: Mapping[str, Any] | None) -> dict[str, Any]:
-    out = dict(changes or {})
-    bad = set(out) - MUTABLE_FIELDS
-    if bad:
-        raise ValueError(f"approval fields cannot be changed: {', '.join(sorted(bad))}")
-    return out
-
-
-class MemoryApprovalStore:
-    """In-process store: for tests and single-process tools that do not need to survive a
-    restart."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rows: dict[str, ApprovalRequest] = {}
-        self._keys: dict[tuple[str, str, str], str] = {}
-
-    def add(self, request: ApprovalRequest) -> ApprovalRequest:
-        key = (request.run_id, request.call_id, request.args_hash)
-        with self._lock:
-            existing = self._keys.get(key)
-            if existing is not None:
-                return dataclasses.replace(self._rows[existing])
-            if request.id in self._rows:
-                raise ValueError(f"approval id {request.id!r} exists")
-            self._rows[request.id] = dataclasses.replace(request)
-            self._keys[key] = request.id
-            return dataclasses.replace(request)
-
-    def get(self, approval_id: str) -> ApprovalRequest | None:
-        with self._lock:
-            row = self._rows.get(approval_id)
-            return dataclasses.replace(row) if row else None
-
-    def find(self, run_id: str, call_id: str, args_hash: str) -> ApprovalRequest | None:
-        with self._lock:
-            rid = self._keys.get((run_id, call_id, args_hash))
-            return dataclasses.replace(self._rows[rid]) if rid else None
-
-    def list(self, status: str | None = None, limit: int = 100) -> builtins.list[ApprovalRequest]:
-        with self._lock:
-            rows = [r for r in self._rows.values() if status is None or r.status == status]
-        rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return [dataclasses.replace(r) for r in rows[:limit]]
-
-    def transition(
-        self,
-        approval_id: str,
-        expect: Collection[str],
-        status: str,
-        changes: Mapping[str, Any] | None = None,
-        *,
-        unexpired_at: float | None = None,
-    ) -> ApprovalRequest | None:
-        fields = check_changes(changes)
-        with self._lock:
-            row = self._rows.get(approval_id)
-            if row is None or row.status not in expect:
-                return None
-            if unexpired_at is not None and not row.expires_at > unexpired_at:
-                return None
-            new = dataclasses.replace(row, status=status, **fields)  # type: ignore[arg-type]
-            self._rows[approval_id] = new
-            return dataclasses.replace(new)
-
-    def close(self) -> None:
-        pass
-
-
-# --- ownership of executing calls ------------------------------------------------------------
-
-_HOST: Final = socket.gethostname()
-_INCARNATION: Final = uuid.uuid4().hex[:12]
-
-
-def process_owner() -> str:
-    """Who is executing a claimed call: host, pid and a per-process random token (so a restarted
-    process that got the same pid is not mistaken for the one that died)."""
-    return f"{_HOST}:{os.getpid()}:{_INCARNATION}"
-
-
-def owner_is_dead(owner: str | None) -> bool:
-    """True only when we can be sure: the owner ran on this host and is gone."""
-    if not owner:
-        return False
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3:
-        return False
-    host, pid_text, token = parts
-    if host != _HOST or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return token != _INCARNATION
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # someone else's live process
-    return False
 
 
 # --- the approver ----------------------------------------------------------------------------
@@ -424,15 +168,28 @@ class Approvals:
             self._check(inv, decision)
 
     async def complete(self, inv: Invocation, result: ToolResult) -> None:
+        """Record that the claimed call ran, with its result (executing → done)."""
         if self._offload:
             await asyncio.to_thread(self._complete, inv, result)
         else:
             self._complete(inv, result)
 
+    async def settle(self, inv: Invocation, result: ToolResult | None, reason: str) -> None:
+        """Settle the claim `check` made, whatever stage ended the call (the gate calls this
+        once per approved call): done when the tool ran; back to "approved", with "not run" and
+        the reason, when a later stage refused it before it started (so a retry runs it once);
+        interrupted when it started and never finished (its effect is unknown)."""
+        if inv.started and result is not None:
+            await self.complete(inv, result)
+        elif self._offload:
+            await asyncio.to_thread(self._release, inv, reason)
+        else:
+            self._release(inv, reason)
+
     def _check(self, inv: Invocation, decision: PolicyDecision) -> None:
         now = self.clock()
         digest = args_hash(inv.tool.name, inv.tool.version, inv.args)
-        claimed_id = inv.state.get("approval_id")
+        claimed_id = inv.approval_id
         if claimed_id is not None:
             req = self._bound(str(claimed_id), inv, digest)
         else:
@@ -444,7 +201,7 @@ class Approvals:
         for _ in range(3):  # re-read at most a couple of times if another process moves it
             nxt = self._step(req, inv, now)
             if nxt is None:
-                inv.state["approval_id"] = req.id
+                inv.approval_id = req.id
                 return
             req = nxt
         raise ToolDenied(
@@ -478,7 +235,7 @@ class Approvals:
             if now >= req.expires_at:
                 self.store.transition(req.id, ("pending",), "expired")
                 return self._reload(req)
-            raise ApprovalRequired(req.id, req.describe(), req)
+            raise ApprovalRequired(req.id, _for_the_model(req), req)
         if status == "approved":
             claimed = self.store.transition(
                 req.id,
@@ -492,49 +249,12 @@ class Approvals:
             if now >= req.expires_at:
                 self.store.transition(req.id, ("approved",), "expired")
             return self._reload(req)
-        if status == "denied":
-            who = req.decided_by or "A person"
-            note = f' Their comment: "{req.comment}"' if req.comment else ""
-            raise ToolDenied(
-                f"{who} denied this call.{note} Do not try it again; tell the user.",
-                rule=req.rule,
-                code="approval_denied",
+        if status == "executing" and owner_is_dead(req.claimed_by):
+            self.store.transition(
+                req.id, ("executing",), "interrupted", {"finished_at": self.clock()}
             )
-        if status == "expired":
-            raise ToolDenied(
-                "The approval expired before it was used; ask the user again.",
-                rule=req.rule,
-                code="approval_expired",
-            )
-        if status == "executing":
-            if owner_is_dead(req.claimed_by):
-                self.store.transition(
-                    req.id, ("executing",), "interrupted", {"finished_at": self.clock()}
-                )
-                return self._reload(req)
-            raise ToolDenied(
-                "This approved call is already being carried out; it will not run twice. "
-                "Wait for its result, or check its effect before asking again.",
-                rule=req.rule,
-                code="approval_in_progress",
-            )
-        if status == "interrupted":
-            raise ToolDenied(
-                "This approved call started but was interrupted, so its outcome is unknown. It "
-                "will not be re-run automatically: check whether it took effect before asking "
-                "the user to approve it again.",
-                rule=req.rule,
-                code="approval_interrupted",
-            )
-        if status == "done":
-            summary = req.result_summary or "(no output)"
-            raise ToolDenied(
-                f"This approved call was already carried out; it will not run twice. "
-                f"Its result was: {summary}",
-                rule=req.rule,
-                code="approval_done",
-            )
-        raise ToolDenied(f"unknown approval status {status!r}", code="approval_conflict")
+            return self._reload(req)
+        raise _refusal(req)
 
     def _reload(self, req: ApprovalRequest) -> ApprovalRequest:
         fresh = self.store.get(req.id)
@@ -545,15 +265,25 @@ class Approvals:
         return fresh
 
     def _complete(self, inv: Invocation, result: ToolResult) -> None:
-        approval_id = inv.state.get("approval_id")
-        if approval_id is None:
+        if inv.approval_id is None:
             return
         self.store.transition(
-            str(approval_id),
+            inv.approval_id,
             ("executing", "interrupted"),  # a late finish still records the real outcome
             "done",
             {"finished_at": self.clock(), "result_summary": _summarise(result)},
         )
+
+    def _release(self, inv: Invocation, reason: str) -> None:
+        if inv.approval_id is None:
+            return
+        note = redact_text(f"not run: {reason}" if reason else "not run")[:_MAX_SUMMARY]
+        if inv.started:
+            changes = {"finished_at": self.clock(), "result_summary": note}
+            self.store.transition(inv.approval_id, ("executing",), "interrupted", changes)
+            return
+        released = {"claimed_by": None, "claimed_at": None, "result_summary": note}
+        self.store.transition(inv.approval_id, ("executing",), "approved", released)
 
     # the people side -----------------------------------------------------------------------
 
@@ -663,6 +393,56 @@ class Approvals:
         return out
 
 
+def _for_the_model(req: ApprovalRequest) -> str:
+    """What a paused call tells the model: what will run (arguments masked, on one line) and
+    why it waits. Shorter than `ApprovalRequest.describe`, which is written for the person."""
+    args = json.dumps(req.arguments, ensure_ascii=False, sort_keys=True, default=str)
+    if len(args) > 300:
+        args = args[:299] + "…"
+    why = req.reason or f"rule {req.rule}"
+    return f"If approved, `{req.tool}` runs once with {args}. Why it needs approval: {why}."
+
+
+def _refusal(req: ApprovalRequest) -> ToolDenied:
+    """Why a request in a status that never runs the call refuses it, for the model: what
+    happened, and one sentence of advice."""
+    status = req.status
+    if status == "denied":
+        who = req.decided_by or "A person"
+        note = f' (comment: "{req.comment}")' if req.comment else ""
+        text = f"{who} denied this call{note}. Tell the user instead of trying it again."
+    elif status == "expired":
+        text = "The approval expired before it was used; ask the user again."
+    elif status == "executing":
+        text = (
+            "This approved call is already being carried out and will not run twice; wait for "
+            "its result."
+        )
+    elif status == "interrupted":
+        text = (
+            "This approved call started but was interrupted, so its effect is unknown; check "
+            "whether it took effect before asking the user to approve it again."
+        )
+    elif status == "done":
+        summary = req.result_summary or "(no output)"
+        text = (
+            "This approved call was already carried out and will not run twice. Its result "
+            f"was: {summary}"
+        )
+    else:
+        return ToolDenied(f"unknown approval status {status!r}", code="approval_conflict")
+    return ToolDenied(text, rule=req.rule, code=f"approval_{_CODES[status]}")
+
+
+_CODES: Final = {
+    "denied": "denied",
+    "expired": "expired",
+    "executing": "in_progress",
+    "interrupted": "interrupted",
+    "done": "done",
+}
+
+
 # --- inline approval -------------------------------------------------------------------------
 
 Verdict = bool | tuple[bool, str | None]
@@ -701,12 +481,12 @@ class CallbackApprover:
                 ) from exc
         ok, comment = _verdict(answer)
         if ok:
-            inv.state["approval_id"] = req.id
-            inv.state["approved_by"] = self.by
+            inv.approval_id = req.id
+            inv.approved_by = self.by
             return
-        note = f' Their comment: "{comment}"' if comment else ""
+        note = f' (comment: "{comment}")' if comment else ""
         raise ToolDenied(
-            f"The user denied this call.{note} Do not try it again.",
+            f"The user denied this call{note}. Tell the user instead of trying it again.",
             rule=decision.rule,
             code="approval_denied",
         )

@@ -1,26 +1,33 @@
-"""The audit log: every turn and call, redacted and hash-chained; verify and replay."""
+"""The audit log: every turn and call, redacted, hash-chained and checkpointed; verify and
+replay."""
 
-from callgate.audit.log import (
+from callgate.audit.log import AuditLog
+from callgate.audit.record import (
+    GENESIS,
     AuditEntry,
-    AuditLog,
     AuditStore,
+    Checkpoint,
     Head,
+    NewRecord,
     Query,
-    VerifyReport,
-    verify_entries,
+    chain_hash,
 )
-from callgate.audit.stores import open_store
-
-open_audit_store = open_store
+from callgate.audit.stores import MemoryAuditStore, open_audit_store
+from callgate.audit.verify import Problem, VerifyReport, verify_entries
 
 __all__ = [
+    "GENESIS",
     "AuditEntry",
     "AuditLog",
     "AuditStore",
+    "Checkpoint",
     "Head",
+    "MemoryAuditStore",
+    "NewRecord",
+    "Problem",
     "Query",
     "VerifyReport",
+    "chain_hash",
     "open_audit_store",
-    "open_store",
     "verify_entries",
 ]

@@ -1,8 +1,11 @@
-"""`callgate audit verify|head|show|replay`: the audit log's command line.
+"""`callgate audit verify|head|show|stats|replay`: the audit log's command line.
 
-`add_cli` is listed in `callgate.cli`; the sub-commands open a store named by ``--db`` (or
-``$CALLGATE_AUDIT_DB``) and print plain text or JSON. Kept apart from `callgate.audit.log` so the
-library part carries no argument parsing or printing.
+`add_cli` is listed in `callgate.cli`; the sub-commands open the log named by ``--db`` (or
+``$CALLGATE_AUDIT_DB``) and print plain text or JSON. Every command here only reads the log, so a
+log that does not exist is an error (exit 2), never a new empty database that "verifies". The
+checkpoint key is read from an environment variable (``$CALLGATE_AUDIT_KEY`` unless
+``--key-env`` names another), never from the command line where other users could see it.
+Kept apart from `callgate.audit.log` so the library carries no argument parsing or printing.
 """
 
 from __future__ import annotations
@@ -15,39 +18,48 @@ import json
 import os
 import sys
 import time
+from collections import Counter, defaultdict
 from typing import Any
 
-from callgate.audit.log import AuditLog, Head
-from callgate.audit.replay import _short, replay
+from callgate._storage import StoreNotFoundError
+from callgate._tables import clip, print_table
+from callgate.audit.log import AuditLog
+from callgate.audit.record import AuditEntry, Head
+from callgate.audit.replay import replay
+from callgate.audit.verify import VerifyReport
+from callgate.gate.core import Gate
 from callgate.serde import canonical_json
+from callgate.tools.definition import Tool
 
 ENV_DB = "CALLGATE_AUDIT_DB"
+ENV_KEY = "CALLGATE_AUDIT_KEY"
 
 
 def add_cli(subparsers: Any) -> None:
-    """`callgate audit verify|head|show|replay`."""
+    """`callgate audit verify|head|show|stats|replay`."""
     p = subparsers.add_parser("audit", help="inspect, verify and replay the audit log")
     sub = p.add_subparsers(dest="audit_command", required=True)
-
-    def db_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--db",
-            default=os.environ.get(ENV_DB),
-            help=f"SQLite path or postgresql:// DSN (default: ${ENV_DB})",
-        )
-
-    v = sub.add_parser("verify", help="check the hash chain; exit 1 on tampering")
-    db_arg(v)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=os.environ.get(ENV_DB),
+        help=f"SQLite path or postgresql:// DSN of an existing log (default: ${ENV_DB})",
+    )
+    v = sub.add_parser("verify", parents=[common], help="check the chain; exit 1 on tampering")
     v.add_argument("--anchor", help="a head kept elsewhere (SEQ:HASH) to detect a cut tail")
+    v.add_argument(
+        "--key-env",
+        default=ENV_KEY,
+        metavar="VAR",
+        help=f"environment variable holding the checkpoint key (default: {ENV_KEY})",
+    )
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_cmd_verify)
 
-    h = sub.add_parser("head", help="print the newest record's SEQ:HASH (to anchor elsewhere)")
-    db_arg(h)
+    h = sub.add_parser("head", parents=[common], help="print the newest record's SEQ:HASH")
     h.set_defaults(func=_cmd_head)
 
-    s = sub.add_parser("show", help="list records")
-    db_arg(s)
+    s = sub.add_parser("show", parents=[common], help="list records (a table, or JSON lines)")
     s.add_argument("--conversation")
     s.add_argument("--user")
     s.add_argument("--tool")
@@ -57,62 +69,90 @@ def add_cli(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=_cmd_show)
 
-    r = sub.add_parser("replay", help="re-run a conversation's calls through today's gate")
+    st = sub.add_parser("stats", parents=[common], help="calls per tool and their outcomes")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=_cmd_stats)
+    _add_replay(sub, common)
+
+
+def _add_replay(sub: Any, common: argparse.ArgumentParser) -> None:
+    r = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="re-check a conversation's calls against today's gate",
+        description="Re-run a recorded conversation's calls through today's gate. Tools that "
+        "are not annotated read_only answer from the recorded result and do not run again.",
+    )
     r.add_argument("conversation")
-    db_arg(r)
     r.add_argument(
         "--tools",
         required=True,
         help="module:attr naming a Gate, a Toolset, a list of tools, or a callable returning one",
     )
     r.add_argument(
+        "--rerun",
+        action="append",
+        metavar="TOOL",
+        help="run only these read-only tools again (repeatable; default: every read-only tool)",
+    )
+    r.add_argument(
+        "--rerun-side-effects",
+        action="store_true",
+        help="run EVERY tool again, side effects included (prints a warning)",
+    )
+    r.add_argument(
         "--use-recorded-results",
         action="store_true",
-        help="do not run tools; re-check validation, policy and middleware only",
+        help="run no tool at all; re-check validation, policy and middleware only",
     )
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=_cmd_replay)
 
 
-def _open_for_cli(args: argparse.Namespace) -> AuditLog | None:
+def _open_for_cli(args: argparse.Namespace, key: bytes | None = None) -> AuditLog | None:
     if not args.db:
         print(f"error: give --db PATH_OR_DSN (or set ${ENV_DB})", file=sys.stderr)
         return None
     try:
-        return AuditLog.open(args.db)
+        return AuditLog.open(args.db, checkpoint_key=key, must_exist=True)
+    except StoreNotFoundError as e:
+        print(f"error: {e}; check --db (nothing was created)", file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - report any failure to open as a clear message
         print(f"error: cannot open audit log {args.db!r}: {e}", file=sys.stderr)
-        return None
+    return None
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    audit = _open_for_cli(args)
-    if audit is None:
-        return 2
     try:
         anchor = Head.parse(args.anchor) if args.anchor else None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    key_text = os.environ.get(args.key_env)
+    audit = _open_for_cli(args, key_text.encode() if key_text else None)
+    if audit is None:
+        return 2
     with contextlib.closing(audit):
         report = audit.verify(anchor)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "count": report.count,
-                    "head": str(report.head) if report.head else None,
-                    "problems": [
-                        {"kind": p.kind, "seq": p.seq, "message": p.message}
-                        for p in report.problems
-                    ],
-                }
-            )
-        )
+        print(json.dumps(_verify_json(report)))
     else:
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _verify_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "count": report.count,
+        "head": str(report.head) if report.head else None,
+        "checkpoints": report.checkpoints,
+        "last_checkpoint": str(report.last_checkpoint) if report.last_checkpoint else None,
+        "signed": report.signed,
+        "problems": [{"kind": p.kind, "seq": p.seq, "message": p.message} for p in report.problems],
+        "omitted": report.omitted,
+        "notes": report.notes,
+    }
 
 
 def _cmd_head(args: argparse.Namespace) -> int:
@@ -123,6 +163,16 @@ def _cmd_head(args: argparse.Namespace) -> int:
         head = audit.head()
     print(str(head) if head else "empty")
     return 0
+
+
+def outcome(e: AuditEntry) -> str:
+    """What came of a record, success included: "ok" or the error kind for a call, the stop
+    reason for a turn, the status for an approval event."""
+    if e.kind == "call":
+        return str(e.data.get("error_kind") or "ok")
+    if e.kind == "turn":
+        return str(e.data.get("stop_reason") or "-")
+    return str(e.data.get("status") or "-")
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -140,38 +190,74 @@ def _cmd_show(args: argparse.Namespace) -> int:
             newest_first=True,
         )
     rows.reverse()
-    for e in rows:
-        if args.json:
+    if args.json:
+        for e in rows:
             print(json.dumps(e.to_dict(), ensure_ascii=False))
-            continue
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
-        what = e.tool or e.kind
-        detail = e.data.get("error_kind") or e.data.get("stop_reason") or ""
-        args_txt = ""
-        if e.kind == "call":
-            args_txt = _short(canonical_json(e.data.get("arguments")), 60)
-        print(
-            f"{e.seq:>6} {when} {e.kind:<8} {e.user_id or '-':<12} {what:<20} "
-            f"{e.decision or '-':<7} {detail:<12} {args_txt}"
+        return 0
+    header = ("SEQ", "TIME", "KIND", "USER", "TOOL", "DECISION", "OUTCOME", "ARGUMENTS")
+    table = [
+        (
+            str(e.seq),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts)),
+            e.kind,
+            e.user_id or "-",
+            e.tool or "-",
+            e.decision or "-",
+            outcome(e),
+            clip(canonical_json(e.data.get("arguments")), 60) if e.kind == "call" else "",
         )
+        for e in rows
+    ]
+    print_table(header, table, sys.stdout, empty="no records")
     return 0
 
 
-def _load_target(spec: str) -> Any:
+def _cmd_stats(args: argparse.Namespace) -> int:
+    audit = _open_for_cli(args)
+    if audit is None:
+        return 2
+    calls: Counter[str] = Counter()
+    outcomes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    seconds: defaultdict[str, float] = defaultdict(float)
+    with contextlib.closing(audit):
+        for e in audit.store.iter_all():  # streamed: constant memory on any log size
+            if e.kind != "call":
+                continue
+            name = e.tool or "-"
+            calls[name] += 1
+            outcomes[name][outcome(e)] += 1
+            seconds[name] += float(e.data.get("duration_s") or 0.0)
+    if args.json:
+        data = {t: {"calls": n, "outcomes": dict(outcomes[t])} for t, n in calls.items()}
+        print(json.dumps(data, sort_keys=True))
+        return 0
+    rows = [
+        (
+            tool,
+            str(n),
+            str(outcomes[tool]["ok"]),
+            str(n - outcomes[tool]["ok"]),
+            f"{1000 * seconds[tool] / n:.1f}",
+            ", ".join(f"{k} {v}" for k, v in sorted(outcomes[tool].items()) if k != "ok") or "-",
+        )
+        for tool, n in sorted(calls.items())
+    ]
+    header = ("TOOL", "CALLS", "OK", "NOT OK", "MEAN MS", "OUTCOMES")
+    print_table(header, rows, sys.stdout, empty="no calls recorded")
+    return 0
+
+
+def _load_target(spec: str) -> Gate:
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise ValueError(f"--tools takes module:attr, got {spec!r}")
     obj: Any = importlib.import_module(mod_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    from callgate.gate.core import Gate
-
     if callable(obj) and not isinstance(obj, Gate) and not hasattr(obj, "spec"):
         obj = obj()
     if isinstance(obj, Gate):
         return obj
-    from callgate.tools.definition import Tool
-
     if isinstance(obj, Tool):
         obj = [obj]
     return Gate(obj)
@@ -182,19 +268,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if audit is None:
         return 2
     try:
-        sys.path.insert(0, os.getcwd())
         gate = _load_target(args.tools)
     except Exception as e:  # noqa: BLE001 - any import problem becomes a message
         print(f"error: cannot load --tools {args.tools!r}: {e}", file=sys.stderr)
+        audit.close()
         return 2
+    if args.rerun_side_effects:
+        print(
+            "WARNING: --rerun-side-effects runs every recorded call's tool again: anything they "
+            "did (payments, messages, deletions) happens a second time.",
+            file=sys.stderr,
+        )
     with contextlib.closing(audit):
         try:
             report = asyncio.run(
                 replay(
-                    audit, args.conversation, gate, use_recorded_results=args.use_recorded_results
+                    audit,
+                    args.conversation,
+                    gate,
+                    rerun=args.rerun,
+                    rerun_side_effects=args.rerun_side_effects,
+                    use_recorded_results=args.use_recorded_results,
                 )
             )
-        except LookupError as e:
+        except (LookupError, ValueError) as e:
             print(f"error: {e.args[0]}", file=sys.stderr)
             return 2
     if args.json:

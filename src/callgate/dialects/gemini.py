@@ -4,8 +4,8 @@ accepts.
 `to_gemini` inlines references (`inline_refs`, cutting recursion at a depth), turns
 `anyOf [X, null]` into ``nullable``, upper-cases type names, keeps only
 `GEMINI_SCHEMA_KEYWORDS` and moves every constraint it cannot carry into the description. No
-other dialect needs any of this, so it has a module of its own; see `callgate.dialects.export` for the
-overview. Every public name is re-exported by `callgate.dialects.export`.
+other dialect needs any of this, so it has a module of its own; see `callgate.dialects.export`
+for the overview. Every public name is re-exported by `callgate.dialects.export`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 from callgate.errors import SchemaError
 from callgate.jsonschema import (
     JsonSchema,
+    Refs,
     _format_note,
     _join,
     _json_type,
     _memo,
     _ordered,
-    _Refs,
     _show,
     check_shape,
 )
@@ -94,43 +94,59 @@ def inline_refs(schema: JsonSchema, max_depth: int = _GEMINI_CUT_DEPTH) -> JsonS
     if max_depth < 1:
         raise ValueError("max_depth must be at least 1")
     check_shape(schema)
-    refs = _Refs(schema)
-    budget = [_INLINE_BUDGET]
+    out = _Inliner(Refs(schema), max_depth).expand(schema, ())
+    assert isinstance(out, dict)
+    return out
 
-    def expand(node: Any, stack: tuple[str, ...]) -> Any:
+
+class _Inliner:
+    """One `inline_refs` run: the references of one root, the depth limit, the budget left."""
+
+    def __init__(self, refs: Refs, max_depth: int) -> None:
+        self.refs = refs
+        self.max_depth = max_depth
+        self.budget = _INLINE_BUDGET
+
+    def expand(self, node: Any, stack: tuple[str, ...]) -> Any:
         if isinstance(node, list):
-            return [expand(v, stack) for v in node]
+            return [self.expand(v, stack) for v in node]
         if not isinstance(node, dict):
             return node
         ref = node.get("$ref")
         if isinstance(ref, str):
-            siblings = {k: v for k, v in node.items() if k != "$ref"}
-            target = refs.resolve(ref)
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise SchemaError(
-                    f"inlining references makes the schema too large (over {_INLINE_BUDGET} "
-                    "expansions); lower max_depth"
-                )
-            if stack.count(ref) >= max_depth:
-                body = _cut(target, ref, (*stack, ref))
-                cut = {**body, **siblings}
-                if "description" in siblings and "description" in body:
-                    cut["description"] = _join(siblings["description"], body["description"])
-                return expand(cut, (*stack, ref))
-            merged = {k: v for k, v in target.items() if k not in ("$defs", "definitions")}
-            merged.update(siblings)
-            return expand(merged, (*stack, ref))
-        return {k: expand(v, stack) for k, v in node.items() if k not in ("$defs", "definitions")}
+            return self._expand_ref(node, ref, stack)
+        return {
+            k: self.expand(v, stack) for k, v in node.items() if k not in ("$defs", "definitions")
+        }
 
-    def _cut(target: JsonSchema, ref: str, stack: tuple[str, ...]) -> JsonSchema:
+    def _expand_ref(self, node: JsonSchema, ref: str, stack: tuple[str, ...]) -> Any:
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        target = self.refs.resolve(ref)
+        self.budget -= 1
+        if self.budget < 0:
+            raise SchemaError(
+                f"inlining references makes the schema too large (over {_INLINE_BUDGET} "
+                "expansions); lower max_depth"
+            )
+        if stack.count(ref) >= self.max_depth:
+            body = self._cut(target, ref, (*stack, ref))
+            cut = {**body, **siblings}
+            if "description" in siblings and "description" in body:
+                cut["description"] = _join(siblings["description"], body["description"])
+            return self.expand(cut, (*stack, ref))
+        merged = {k: v for k, v in target.items() if k not in ("$defs", "definitions")}
+        merged.update(siblings)
+        return self.expand(merged, (*stack, ref))
+
+    def _cut(self, target: JsonSchema, ref: str, stack: tuple[str, ...]) -> JsonSchema:
+        """`target` with the properties that lead back into the recursion left out."""
         on_stack = set(stack)
         props = target.get("properties")
         kept: dict[str, Any] = {}
         dropped: list[str] = []
         if isinstance(props, dict):
             for name, sub in props.items():
-                if any(on_stack & refs.reach(r) for r in refs.refs_in(sub)):
+                if any(on_stack & self.refs.reach(r) for r in self.refs.refs_in(sub)):
                     dropped.append(name)
                 else:
                     kept[name] = sub
@@ -153,10 +169,6 @@ def inline_refs(schema: JsonSchema, max_depth: int = _GEMINI_CUT_DEPTH) -> JsonS
         body["description"] = _join(target.get("description"), note)
         return body
 
-    out = expand(schema, ())
-    assert isinstance(out, dict)
-    return out
-
 
 # --- Gemini --------------------------------------------------------------------------------
 
@@ -164,6 +176,56 @@ def inline_refs(schema: JsonSchema, max_depth: int = _GEMINI_CUT_DEPTH) -> JsonS
 def _gemini_node(node: Any, where: str) -> JsonSchema:
     if not isinstance(node, dict):
         return {"description": "Any JSON value."}
+    node = _flatten(node)
+    notes: list[str] = []
+    out: JsonSchema = {}
+    description = node.get("description")
+    title = node.get("title")
+    if not description and isinstance(title, str):
+        description = title
+
+    node, typ, nullable = _split_type_list(node)
+    branches = node.get("anyOf")
+    if isinstance(branches, list):
+        real = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+        nullable = nullable or len(real) != len(branches)
+        if len(real) == 1 and isinstance(real[0], dict):
+            outer = {k: v for k, v in node.items() if k not in ("anyOf", "description", "title")}
+            inner = _gemini_node({**real[0], **outer}, where)
+            inner_desc = inner.pop("description", None)
+            inner.pop("nullable", None)
+            out.update(inner)
+            if inner_desc != description:
+                description = _join(description, inner_desc)
+        elif real:
+            out["anyOf"] = [_gemini_node(b, f"{where}.anyOf[{i}]") for i, b in enumerate(real)]
+        typ = None
+    elif typ is not None:
+        out["type"] = str(typ).upper() if typ != "null" else "NULL"
+
+    nullable = _values(node, out, notes) or nullable
+    base = typ if isinstance(typ, str) else None
+    _bounds(node, base, out, notes)
+    _object(node, out, notes, where)
+    _array(node, base, out, notes, where)
+    if node.get("default") is not None:
+        notes.append(f"Default: {_show(node['default'])}.")
+    examples = node.get("examples")
+    if isinstance(examples, list) and examples:
+        notes.append(f"Examples: {', '.join(_show(v) for v in examples)}.")
+    if not out.get("type") and "anyOf" not in out and not notes and base is None:
+        notes.append("Any JSON value.")
+
+    desc = _join(description if isinstance(description, str) else None, " ".join(notes))
+    if desc:
+        out["description"] = desc
+    if nullable:
+        out["nullable"] = True
+    return _ordered({k: v for k, v in out.items() if k in GEMINI_SCHEMA_KEYWORDS})
+
+
+def _flatten(node: JsonSchema) -> JsonSchema:
+    """`allOf` parts merged in (the node's own keywords win) and `oneOf` read as `anyOf`."""
     node = dict(node)
     all_of = node.pop("allOf", None)
     if isinstance(all_of, list) and all_of:
@@ -173,48 +235,28 @@ def _gemini_node(node: Any, where: str) -> JsonSchema:
                     node.setdefault(k, v)
     if "oneOf" in node:
         node.setdefault("anyOf", node.pop("oneOf"))
+    return node
 
-    notes: list[str] = []
-    out: JsonSchema = {}
-    description = node.get("description")
-    title = node.get("title")
-    if not description and isinstance(title, str):
-        description = title
 
-    nullable = False
+def _split_type_list(node: JsonSchema) -> tuple[JsonSchema, Any, bool]:
+    """A `type` list becomes one type plus `nullable`, or an `anyOf` of one node per type."""
     typ = node.get("type")
-    if isinstance(typ, list):
-        non_null = [t for t in typ if t != "null"]
-        nullable = len(non_null) != len(typ)
-        if len(non_null) == 1:
-            typ = non_null[0]
-        elif non_null:
-            rest = {k: v for k, v in node.items() if k not in ("type", "description", "title")}
-            node = {"anyOf": [{**rest, "type": t} for t in non_null]}
-            typ = None
-        else:
-            typ = None
+    if not isinstance(typ, list):
+        return node, typ, False
+    non_null = [t for t in typ if t != "null"]
+    nullable = len(non_null) != len(typ)
+    if len(non_null) == 1:
+        return node, non_null[0], nullable
+    if non_null:
+        rest = {k: v for k, v in node.items() if k not in ("type", "description", "title")}
+        return {"anyOf": [{**rest, "type": t} for t in non_null]}, None, nullable
+    return node, None, nullable
 
-    branches = node.get("anyOf")
-    if isinstance(branches, list):
-        real = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
-        nullable = nullable or len(real) != len(branches)
-        outer = {k: v for k, v in node.items() if k not in ("anyOf", "description", "title")}
-        if len(real) == 1 and isinstance(real[0], dict):
-            merged = {**real[0], **outer}
-            inner = _gemini_node(merged, where)
-            inner_desc = inner.pop("description", None)
-            inner.pop("nullable", None)
-            out.update(inner)
-            description = (
-                _join(description, inner_desc) if inner_desc != description else description
-            )
-        elif real:
-            out["anyOf"] = [_gemini_node(b, f"{where}.anyOf[{i}]") for i, b in enumerate(real)]
-        typ = None
-    elif typ is not None:
-        out["type"] = str(typ).upper() if typ != "null" else "NULL"
 
+def _values(node: JsonSchema, out: JsonSchema, notes: list[str]) -> bool:
+    """`const` and `enum`: Gemini's enums hold strings only, others become a note. Returns
+    whether null was one of the values."""
+    nullable = False
     if "const" in node:
         const = node["const"]
         if isinstance(const, str):
@@ -236,19 +278,31 @@ def _gemini_node(node: Any, where: str) -> JsonSchema:
                 kinds = {_json_type(v) for v in values}
                 if len(kinds) == 1:
                     out["type"] = kinds.pop().upper()
+    return nullable
 
-    base = typ if isinstance(typ, str) else None
+
+_KEPT_BOUNDS = (
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "minProperties",
+    "maxProperties",
+)
+
+
+def _bounds(node: JsonSchema, base: str | None, out: JsonSchema, notes: list[str]) -> None:
+    """Formats and numeric/length bounds: kept where Gemini has them, noted where not."""
     fmt = node.get("format")
     if isinstance(fmt, str):
         if fmt in _GEMINI_FORMATS.get(base or "", frozenset()):
             out["format"] = fmt
         else:
             notes.append(_format_note(fmt))
-
-    for kw in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "pattern"):
-        if kw in node:
-            out[kw] = node[kw]
-    for kw in ("minProperties", "maxProperties"):
+    for kw in _KEPT_BOUNDS:
         if kw in node:
             out[kw] = node[kw]
     for kw, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -267,6 +321,8 @@ def _gemini_node(node: Any, where: str) -> JsonSchema:
     if node.get("uniqueItems") is True:
         notes.append("Items must be unique.")
 
+
+def _object(node: JsonSchema, out: JsonSchema, notes: list[str], where: str) -> None:
     props = node.get("properties")
     if isinstance(props, dict) and props:
         out.setdefault("type", "OBJECT")
@@ -284,6 +340,11 @@ def _gemini_node(node: Any, where: str) -> JsonSchema:
     elif extra is True and not props:
         notes.append("An object with any keys.")
 
+
+def _array(
+    node: JsonSchema, base: str | None, out: JsonSchema, notes: list[str], where: str
+) -> None:
+    """`items`, and tuples (`prefixItems`) as an array of their item shapes with a fixed size."""
     items = node.get("items")
     prefix = node.get("prefixItems")
     if isinstance(prefix, list) and prefix:
@@ -300,18 +361,3 @@ def _gemini_node(node: Any, where: str) -> JsonSchema:
         out.setdefault("type", "ARRAY")
     elif base == "array":
         out["items"] = {"description": "Any JSON value."}
-
-    if node.get("default") is not None:
-        notes.append(f"Default: {_show(node['default'])}.")
-    examples = node.get("examples")
-    if isinstance(examples, list) and examples:
-        notes.append(f"Examples: {', '.join(_show(v) for v in examples)}.")
-    if not out.get("type") and "anyOf" not in out and not notes and base is None:
-        notes.append("Any JSON value.")
-
-    desc = _join(description if isinstance(description, str) else None, " ".join(notes))
-    if desc:
-        out["description"] = desc
-    if nullable:
-        out["nullable"] = True
-    return _ordered({k: v for k, v in out.items() if k in GEMINI_SCHEMA_KEYWORDS})

@@ -3,7 +3,8 @@ and undo its "optional means nullable" on the arguments a model sends back.
 
 `strict_schema` / `strict_compatible` and `restore_strict_nulls` belong together (what one
 rewrites, the other reverses), so they live here, apart from the other dialects; see
-`callgate.dialects.export` for the overview. Every public name is re-exported by `callgate.dialects.export`.
+`callgate.dialects.export` for the overview. Every public name is re-exported by
+`callgate.dialects.export`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any
 from callgate.errors import SchemaError
 from callgate.jsonschema import (
     JsonSchema,
+    Refs,
     _format_note,
     _join,
     _json_type,
     _memo,
     _ordered,
-    _Refs,
     _show,
+    allows_null,
     check_shape,
 )
 
@@ -132,30 +134,13 @@ def _strict_schema(schema: JsonSchema) -> JsonSchema:
 
 class _StrictConverter:
     def __init__(self, root: JsonSchema) -> None:
-        self.refs = _Refs(root)
+        self.refs = Refs(root)
         self.n_properties = 0
         self.n_enum = 0
 
     def node(self, node: Any, where: str, depth: int) -> JsonSchema:
-        if node is True or node == {}:
-            raise SchemaError(f"{where}: accepts any value, which strict mode cannot express")
-        if not isinstance(node, dict):
-            raise SchemaError(f"{where}: expected a schema object, got {node!r}")
-        if depth > OPENAI_STRICT_MAX_NESTING:
-            raise SchemaError(
-                f"{where}: nested deeper than the {OPENAI_STRICT_MAX_NESTING} levels "
-                "strict mode allows"
-            )
-        for kw in _CONDITIONAL_KEYWORDS:
-            if kw in node:
-                raise SchemaError(f"{where}: '{kw}' is not supported in strict mode")
-        if "prefixItems" in node:
-            raise SchemaError(f"{where}: tuples (prefixItems) are not supported in strict mode")
-
-        node = dict(node)
-        for k in _META_KEYWORDS:
-            node.pop(k, None)
-        node.pop("default", None)
+        _refuse_unexpressible(node, where, depth)
+        node = {k: v for k, v in node.items() if k not in _META_KEYWORDS and k != "default"}
 
         ref = node.get("$ref")
         if isinstance(ref, str):
@@ -180,48 +165,20 @@ class _StrictConverter:
         if "oneOf" in node:
             node["anyOf"] = node.pop("oneOf")
         if "anyOf" in node:
-            branches = node["anyOf"]
-            if not isinstance(branches, list) or not branches:
-                raise SchemaError(f"{where}: anyOf must be a non-empty list")
             node["anyOf"] = [
-                self.node(b, f"{where}.anyOf[{i}]", depth) for i, b in enumerate(branches)
+                self.node(b, f"{where}.anyOf[{i}]", depth) for i, b in enumerate(node["anyOf"])
             ]
-
-        notes: list[str] = []
-        fmt = node.get("format")
-        if fmt is not None and fmt not in OPENAI_STRICT_FORMATS:
-            node.pop("format")
-            notes.append(_format_note(fmt))
-        for kw, text in (
-            ("minLength", "At least {} characters."),
-            ("maxLength", "At most {} characters."),
-            ("uniqueItems", "Items must be unique."),
-            ("minProperties", "At least {} entries."),
-            ("maxProperties", "At most {} entries."),
-            ("minContains", ""),
-            ("maxContains", ""),
-            ("propertyNames", ""),
-            ("examples", "Examples: {}."),
-        ):
-            if kw in node:
-                value = node.pop(kw)
-                if kw == "uniqueItems" and value is not True:
-                    continue
-                if kw == "propertyNames":
-                    continue  # only restricts keys of open maps, which strict mode refuses anyway
-                if text:
-                    shown = ", ".join(_show(v) for v in value) if kw == "examples" else value
-                    notes.append(text.format(shown))
-        if "enum" in node and isinstance(node["enum"], list):
+        notes = _move_to_notes(node)
+        if isinstance(node.get("enum"), list):
             self.n_enum += len(node["enum"])
-        if "type" not in node and "anyOf" not in node:
-            values = node["enum"] if isinstance(node.get("enum"), list) else None
-            if "const" in node:
-                values = [node["const"]]
-            kinds = {_json_type(v) for v in values or []}
-            if len(kinds) == 1:
-                node["type"] = kinds.pop()
+        _infer_type(node)
+        self._structure(node, where, depth)
+        if notes:
+            node["description"] = _join(node.get("description"), " ".join(notes))
+        return _ordered(node)
 
+    def _structure(self, node: JsonSchema, where: str, depth: int) -> None:
+        """Convert an object's properties and an array's items in place."""
         typ = node.get("type")
         types = set(typ) if isinstance(typ, list) else {typ}
         if "object" in types or "properties" in node:
@@ -237,9 +194,6 @@ class _StrictConverter:
             k in node for k in ("anyOf", "enum", "const", "properties", "items")
         ):
             raise SchemaError(f"{where}: has no type, so it accepts any value")
-        if notes:
-            node["description"] = _join(node.get("description"), " ".join(notes))
-        return _ordered(node)
 
     def _object(self, node: JsonSchema, where: str, depth: int) -> None:
         extra = node.get("additionalProperties", None)
@@ -275,7 +229,7 @@ class _StrictConverter:
 
     def _nullable(self, converted: JsonSchema, original: Any, default: Any) -> JsonSchema:
         """Let an optional property be null (strict mode's way of saying "not given")."""
-        if _allows_null(original, self.refs):
+        if allows_null(original, self.refs):
             if default is not None:
                 converted = dict(converted)
                 hint = f"Default: {_show(default)}."
@@ -297,6 +251,68 @@ class _StrictConverter:
         if desc:
             wrapped["description"] = desc
         return _ordered(wrapped)
+
+
+def _refuse_unexpressible(node: Any, where: str, depth: int) -> None:
+    """Raise for what strict mode cannot express at all, whatever else the node says."""
+    if node is True or node == {}:
+        raise SchemaError(f"{where}: accepts any value, which strict mode cannot express")
+    if not isinstance(node, dict):
+        raise SchemaError(f"{where}: expected a schema object, got {node!r}")
+    if depth > OPENAI_STRICT_MAX_NESTING:
+        raise SchemaError(
+            f"{where}: nested deeper than the {OPENAI_STRICT_MAX_NESTING} levels strict mode allows"
+        )
+    for kw in _CONDITIONAL_KEYWORDS:
+        if kw in node:
+            raise SchemaError(f"{where}: '{kw}' is not supported in strict mode")
+    if "prefixItems" in node:
+        raise SchemaError(f"{where}: tuples (prefixItems) are not supported in strict mode")
+
+
+# keyword -> the note that replaces it ("" drops it silently)
+_NOTED_KEYWORDS = (
+    ("minLength", "At least {} characters."),
+    ("maxLength", "At most {} characters."),
+    ("uniqueItems", "Items must be unique."),
+    ("minProperties", "At least {} entries."),
+    ("maxProperties", "At most {} entries."),
+    ("minContains", ""),
+    ("maxContains", ""),
+    ("propertyNames", ""),  # only restricts keys of open maps, which strict mode refuses anyway
+    ("examples", "Examples: {}."),
+)
+
+
+def _move_to_notes(node: JsonSchema) -> list[str]:
+    """Remove the keywords strict mode refuses but a model should still read (an unsupported
+    format, length and count limits, examples) and return them as description notes."""
+    notes: list[str] = []
+    fmt = node.get("format")
+    if fmt is not None and fmt not in OPENAI_STRICT_FORMATS:
+        node.pop("format")
+        notes.append(_format_note(fmt))
+    for kw, text in _NOTED_KEYWORDS:
+        if kw not in node:
+            continue
+        value = node.pop(kw)
+        if not text or (kw == "uniqueItems" and value is not True):
+            continue
+        shown = ", ".join(_show(v) for v in value) if kw == "examples" else value
+        notes.append(text.format(shown))
+    return notes
+
+
+def _infer_type(node: JsonSchema) -> None:
+    """Give an untyped enum or const the type its values share (strict mode wants a type)."""
+    if "type" in node or "anyOf" in node:
+        return
+    values = node["enum"] if isinstance(node.get("enum"), list) else None
+    if "const" in node:
+        values = [node["const"]]
+    kinds = {_json_type(v) for v in values or []}
+    if len(kinds) == 1:
+        node["type"] = kinds.pop()
 
 
 # Keywords of a scalar schema that stay meaningful when its type becomes [T, "null"].
@@ -331,7 +347,7 @@ def restore_strict_nulls(arguments: dict[str, Any], original_schema: JsonSchema)
     if not isinstance(arguments, dict):
         return arguments
     check_shape(original_schema)
-    refs = _Refs(original_schema)
+    refs = Refs(original_schema)
     out = _restore(arguments, original_schema, refs, 0)
     assert isinstance(out, dict)
     return out
@@ -340,7 +356,7 @@ def restore_strict_nulls(arguments: dict[str, Any], original_schema: JsonSchema)
 _MAX_RESTORE_DEPTH = 64
 
 
-def _restore(value: Any, schema: Any, refs: _Refs, depth: int) -> Any:
+def _restore(value: Any, schema: Any, refs: Refs, depth: int) -> Any:
     if depth > _MAX_RESTORE_DEPTH or not isinstance(schema, dict):
         return value
     schema = _deref(schema, refs)
@@ -361,7 +377,7 @@ def _restore(value: Any, schema: Any, refs: _Refs, depth: int) -> Any:
                 v is None
                 and key in props
                 and key not in required
-                and not _allows_null(props[key], refs)
+                and not allows_null(props[key], refs)
             ):
                 continue
             out[key] = _restore(v, sub, refs, depth + 1) if sub is not None else v
@@ -382,26 +398,19 @@ def _restore(value: Any, schema: Any, refs: _Refs, depth: int) -> Any:
     return value
 
 
-def _deref(schema: JsonSchema, refs: _Refs) -> JsonSchema | None:
-    """Follow `$ref`s and single-element `allOf`s to the schema that holds the keywords."""
-    seen: set[str] = set()
-    while True:
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            if ref in seen:
-                return None
-            seen.add(ref)
-            try:
-                target = refs.resolve(ref)
-            except SchemaError:
-                return None
-            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-            continue
+def _deref(schema: JsonSchema, refs: Refs) -> JsonSchema | None:
+    """Follow `$ref`s and single-element `allOf`s to the schema that holds the keywords; None
+    when a reference cannot be followed (then nothing is removed)."""
+    for _ in range(_MAX_RESTORE_DEPTH):
+        try:
+            schema = refs.deref(schema)
+        except SchemaError:
+            return None
         all_of = schema.get("allOf")
-        if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
-            schema = {**all_of[0], **{k: v for k, v in schema.items() if k != "allOf"}}
-            continue
-        return schema
+        if not (isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict)):
+            return schema
+        schema = {**all_of[0], **{k: v for k, v in schema.items() if k != "allOf"}}
+    return None
 
 
 def _branches(schema: JsonSchema) -> list[Any] | None:
@@ -412,7 +421,7 @@ def _branches(schema: JsonSchema) -> list[Any] | None:
     return None
 
 
-def _object_branch(value: dict[str, Any], schema: JsonSchema, refs: _Refs) -> JsonSchema | None:
+def _object_branch(value: dict[str, Any], schema: JsonSchema, refs: Refs) -> JsonSchema | None:
     branches = _branches(schema)
     if branches is None:
         return schema if isinstance(schema.get("properties"), dict) else None
@@ -434,7 +443,7 @@ def _object_branch(value: dict[str, Any], schema: JsonSchema, refs: _Refs) -> Js
     return fits[0] if len(fits) == 1 else None
 
 
-def _array_branch(schema: JsonSchema, refs: _Refs) -> JsonSchema | None:
+def _array_branch(schema: JsonSchema, refs: Refs) -> JsonSchema | None:
     branches = _branches(schema)
     if branches is None:
         return schema if ("items" in schema or "prefixItems" in schema) else None
@@ -444,43 +453,6 @@ def _array_branch(schema: JsonSchema, refs: _Refs) -> JsonSchema | None:
         if d is not None and ("items" in d or "prefixItems" in d):
             arrays.append(d)
     return arrays[0] if len(arrays) == 1 else None
-
-
-def _allows_null(schema: Any, refs: _Refs, _depth: int = 0) -> bool:
-    """Whether null is valid for `schema`. Answers True whenever it cannot be sure."""
-    if _depth > _MAX_RESTORE_DEPTH:
-        return True
-    if schema is True or schema == {}:
-        return True
-    if not isinstance(schema, dict):
-        return schema is not False
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        try:
-            target = refs.resolve(ref)
-        except SchemaError:
-            return True
-        if not _allows_null(target, refs, _depth + 1):
-            return False
-    if schema.get("nullable") is True:
-        return True
-    typ = schema.get("type")
-    if typ is not None and not (typ == "null" or (isinstance(typ, list) and "null" in typ)):
-        return False
-    if "enum" in schema and isinstance(schema["enum"], list) and None not in schema["enum"]:
-        return False
-    if "const" in schema and schema["const"] is not None:
-        return False
-    for key in ("anyOf", "oneOf"):
-        branches = schema.get(key)
-        if isinstance(branches, list) and not any(
-            _allows_null(b, refs, _depth + 1) for b in branches
-        ):
-            return False
-    all_of = schema.get("allOf")
-    return not (
-        isinstance(all_of, list) and any(not _allows_null(b, refs, _depth + 1) for b in all_of)
-    )
 
 
 def _used_defs(root: JsonSchema, defs: dict[str, Any], defs_key: str) -> set[str]:

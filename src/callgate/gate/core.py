@@ -1,62 +1,97 @@
 """The gate: every proposed call passes through here, and nothing else runs tools.
 
+`Gate.execute` is a fixed sequence of named stages over one `Outcome`:
+
+    screen ▸ resolve ▸ validate ▸ decide ▸ approve ▸ middleware ▸ execute ▸ settle ▸ finish
+
+- screen: a refusal the run's own guards made (loop breaker, budgets, tools switched off), so
+  those calls are recorded like every other outcome;
+- resolve: the tool, if the run may see it and it is enabled;
+- validate: decode and validate the arguments;
+- decide: the policy's decision made stricter by the call checks (allow / deny / approve);
+- approve: the approver's verdict (it may pause the run);
+- middleware ▸ execute: rate limits, sanitisers, provenance guards, then timeout/retry/caps;
+- settle: an approval claim is always completed or released, whichever stage ended the call;
+- finish: one `CallRecord` per call to the observers.
+
 `Gate.execute` never raises for anything a model can send (bad JSON, unknown tools, hostile
-strings, tools that crash or hang): every outcome becomes a `ToolResult` with the right call id and
-an error kind from `callgate.errors`. Only cancellation propagates.
+strings, tools that crash, hang or call `sys.exit`): every outcome becomes a `ToolResult` with the
+right call id and an error kind from `callgate.errors`. Only the caller's cancellation and a real
+interrupt of the process propagate (see `callgate.gate.execute`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-import types
-import weakref
-from collections.abc import Coroutine, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from callgate.context import RunContext
-from callgate.errors import ApprovalRequired, ErrorKind, ToolError, TransientToolError
+from callgate.errors import ApprovalRequired, ErrorKind, SchemaError, ToolError
 from callgate.gate import render
-from callgate.gate.decode import DEFAULT_LIMITS, DecodeLimits, decode_arguments
+from callgate.gate.decode import DEFAULT_LIMITS, DecodeLimits
+from callgate.gate.execute import Executor
+from callgate.gate.outcome import Outcome
 from callgate.gate.protocols import (
-    SEVERITY,
     Approver,
     CallCheck,
-    CallRecord,
     Invocation,
     Middleware,
     Next,
     Observer,
     PolicyDecision,
     PolicyEngine,
+    Refusal,
+    SettlingApprover,
 )
-from callgate.messages import Message, ToolCall, ToolResult
-from callgate.tools.definition import Tool, ToolSpec
+from callgate.gate.stages import (
+    decoded_or_raw,
+    escalate,
+    param_descriptions,
+    validate_arguments,
+)
+from callgate.messages import ArgumentIssue, Message, ToolCall, ToolResult
+from callgate.tools.definition import Tool, ToolSpec, tool
 from callgate.tools.schema import ArgumentsInvalid, FieldIssue
 from callgate.tools.toolset import Toolset
 
 log = logging.getLogger("callgate.gate")
 
 _CORRECTABLE = ErrorKind.CORRECTABLE.value
-_TRANSIENT = ErrorKind.TRANSIENT.value
 _DENIED = ErrorKind.DENIED.value
 _TERMINAL = ErrorKind.TERMINAL.value
 _PENDING = ErrorKind.PENDING_APPROVAL.value
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What the gate would decide for a call, without running anything (`Gate.decide`).
+
+    `decision` is the policy's decision made stricter by the call checks, or a "deny" with rule
+    "unknown-tool", "tool-disabled" or "invalid-arguments" when the call would not reach the
+    policy. `invocation` carries what the checks found (provenance) when it got that far."""
+
+    decision: PolicyDecision
+    invocation: Invocation | None = None
+
+
 class Gate:
-    """Decode ▸ validate ▸ policy ▸ approval ▸ middleware ▸ timeout/retry ▸ run.
+    """Screen ▸ resolve ▸ validate ▸ decide ▸ approve ▸ middleware ▸ execute ▸ settle.
 
     Parameters:
-        tools: a `Toolset` or any iterable of `Tool`.
-        policy: a `PolicyEngine`; default `callgate.policy.engine.DefaultPolicy` (read-only tools run,
-            destructive tools need approval).
-        approver: decides "approve" decisions; without one such calls are denied.
+        tools: a `Toolset`, or an iterable of `Tool` objects and plain functions (a plain
+            function is wrapped as `@tool` would wrap it).
+        policy: a `PolicyEngine`; default `callgate.policy.engine.DefaultPolicy` (read-only tools
+            run, destructive tools need approval).
+        approver: decides "approve" decisions; without one such calls are refused, recorded
+            with the decision "approve".
         middleware: call-time concerns (rate limits, sanitisation, provenance, cache), outermost
             first.
         observers: receive one `CallRecord` per call (audit log, metrics, traces).
+        checks: call checks that may make the policy's decision stricter (provenance).
         max_parallel: how many calls of one turn run at once.
         resource_limits: concurrency caps shared by tools that name the same
             `ExecutionOptions.resource` (e.g. {"db": 4}).
@@ -67,7 +102,7 @@ class Gate:
 
     def __init__(
         self,
-        tools: Toolset | Iterable[Tool],
+        tools: Toolset | Iterable[Tool | Callable[..., Any]],
         *,
         policy: PolicyEngine | None = None,
         approver: Approver | None = None,
@@ -84,33 +119,33 @@ class Gate:
             from callgate.policy.engine import DefaultPolicy
 
             policy = DefaultPolicy()
-        self.toolset = tools if isinstance(tools, Toolset) else Toolset(tools)
+        self.toolset = tools if isinstance(tools, Toolset) else Toolset(map(as_tool, tools))
         self.policy = policy
         self.approver = approver
+        self._settler = approver if isinstance(approver, SettlingApprover) else None
         self.middleware = tuple(middleware)
         self.observers = list(observers)
         self.checks = tuple(checks)
         self._visible_hooks = tuple(m.visible for m in self.middleware if hasattr(m, "visible"))
         self.limits = limits
+        self._max_bytes = limits.max_bytes
         self.max_parallel = max(1, max_parallel)
         self.resource_limits = dict(resource_limits or {})
-        # per event loop: a semaphore binds to the loop it first waits on, and a gate may be
-        # used from several loops (execute_sync, run_sync, tests)
-        self._resource_sems: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]
-        ] = weakref.WeakKeyDictionary()
         self.max_corrections_per_run = max_corrections_per_run
         self.max_result_chars = max_result_chars
+        self._executor = Executor(self.resource_limits, max_result_chars)
+        #: releases of approval claims that finished after their call was cancelled
+        self._late: set[asyncio.Future[None]] = set()
         self._chain: Next = self._build_chain()
 
     # list time ---------------------------------------------------------------------------
 
-    def list_tools(self, ctx: RunContext) -> list[Tool]:
+    def list_tools(self, ctx: RunContext[Any]) -> list[Tool]:
         """The tools this run may see: visible in the toolset, not hidden by the policy or any
         middleware. The model is never shown a tool it may not call."""
         return [t for t in self.toolset.visible(ctx) if self._sees(t, ctx)]
 
-    def _sees(self, tool: Tool, ctx: RunContext) -> bool:
+    def _sees(self, tool: Tool, ctx: RunContext[Any]) -> bool:
         """List-time visibility beyond the toolset (policy, middleware). Applied at call time
         too: a tool the run cannot see is unknown to it, even when called by name."""
         if not self.policy.visible(tool, ctx):
@@ -118,161 +153,195 @@ class Gate:
         hooks = self._visible_hooks
         return not hooks or all(visible(tool, ctx) for visible in hooks)
 
-    def specs(self, ctx: RunContext) -> list[ToolSpec]:
+    def specs(self, ctx: RunContext[Any]) -> list[ToolSpec]:
         return [t.spec for t in self.list_tools(ctx)]
 
     # call time ---------------------------------------------------------------------------
 
     async def execute_many(
-        self, calls: Sequence[ToolCall], ctx: RunContext, history: Sequence[Message] = ()
+        self,
+        calls: Sequence[ToolCall],
+        ctx: RunContext[Any],
+        history: Sequence[Message] = (),
+        refusals: Sequence[Refusal | None] = (),
     ) -> list[ToolResult]:
         """Run the calls of one model turn concurrently (at most `max_parallel` at once).
 
         Results come back in the order of `calls`, each with its own call id, whatever order
-        they finish in; one failure never hides the others. Cancelling this coroutine cancels
+        they finish in; one failure never hides the others. `refusals[i]`, when given, is the
+        run's own refusal of `calls[i]` (recorded, not run). Cancelling this coroutine cancels
         every call still running.
         """
+        refused = list(refusals) + [None] * (len(calls) - len(refusals))
         if len(calls) == 1:
-            return [await self.execute(calls[0], ctx, history)]
+            return [await self.execute(calls[0], ctx, history, refusal=refused[0])]
         if not calls:
             return []
         sem = asyncio.Semaphore(self.max_parallel)
 
-        async def one(c: ToolCall) -> ToolResult:
+        async def one(c: ToolCall, r: Refusal | None) -> ToolResult:
             async with sem:
-                return await self.execute(c, ctx, history)
+                return await self.execute(c, ctx, history, refusal=r)
 
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(one(c)) for c in calls]
+            tasks = [tg.create_task(one(c, r)) for c, r in zip(calls, refused, strict=True)]
         return [t.result() for t in tasks]
 
     def execute_sync(
-        self, call: ToolCall, ctx: RunContext | None = None, history: Sequence[Message] = ()
+        self, call: ToolCall, ctx: RunContext[Any] | None = None, history: Sequence[Message] = ()
     ) -> ToolResult:
-        """Blocking twin of `execute`, for code without an event loop."""
+        """Blocking twin of `execute`, for code without an event loop. It returns when the call
+        times out, even if the tool's thread runs on (a thread cannot be stopped)."""
         return asyncio.run(self.execute(call, ctx or RunContext(), history))
 
     async def execute(
-        self, call: ToolCall, ctx: RunContext, history: Sequence[Message] = ()
-    ) -> ToolResult:
-        """Gate one proposed call. Never raises except on cancellation."""
-        t0 = time.perf_counter()
-        tool: Tool | None = None
-        args: Any = call.arguments
-        inv: Invocation | None = None
-        try:
-            tool, note = self.toolset.resolve(call.name, ctx)
-            if tool is not None and not self._sees(tool, ctx):
-                tool = None
-            if tool is None:
-                names = [t.name for t in self.list_tools(ctx)]
-                res = self._result(
-                    call, render.render_unknown_tool(call.name, names), _CORRECTABLE, t0
-                )
-                self._count_correction(ctx, call.name)
-                return self._finish(res, call, ctx, None, args, None, "unknown-tool", t0)
-            if note is not None:
-                res = self._result(call, render.render_disabled(tool.name, note), _DENIED, t0)
-                return self._finish(res, call, ctx, tool, args, "deny", "tool-disabled", t0)
-            raw = call.arguments
-            validator = tool.validator
-            fast = (
-                validator.fast_json(raw)
-                # x4: a character is at most 4 bytes, so the byte limit holds without encoding
-                if isinstance(raw, str) and len(raw) * 4 <= self.limits.max_bytes
-                else None
-            )
-            if fast is not None and not tool.required_ids:
-                args = fast
-            else:
-                try:
-                    decoded = decode_arguments(raw, self.limits)
-                    args = decoded
-                    # nulls for optional non-nullable parameters, at any depth (strict mode)
-                    if _has_null(raw):
-                        decoded = _drop_nulls(decoded, validator.null_means_omitted, tool)
-                    args = validator.validate(decoded)
-                    if tool.required_ids:
-                        _check_required_ids(tool, args)
-                except ArgumentsInvalid as e:
-                    return self._invalid(call, ctx, tool, args, e.issues, t0)
-            decision = self.policy.decide(tool, args, ctx)
-            inv = Invocation(call, ctx, tool, args, history)
-            if self.checks and decision.effect != "deny":
-                decision = _escalate(decision, inv, self.checks)
-            inv.state["decision"] = decision
-            if decision.effect == "deny":
-                msg = decision.reason or "This call is not allowed by policy."
-                res = self._result(call, render.render_denied(tool.name, msg), _DENIED, t0)
-                return self._finish(res, call, ctx, tool, args, "deny", decision.rule, t0, inv)
-            if decision.effect == "approve":
-                if self.approver is None:
-                    msg = (
-                        "It needs a person's approval and no approver is configured. Tell the "
-                        "user what you wanted to do instead."
-                    )
-                    res = self._result(call, render.render_denied(tool.name, msg), _DENIED, t0)
-                    return self._finish(res, call, ctx, tool, args, "deny", decision.rule, t0, inv)
-                await self.approver.check(inv, decision)
-                inv.state["approved"] = True
-            res = await self._chain(inv)
-            res.duration_s = time.perf_counter() - t0
-            if decision.effect == "approve":
-                complete = getattr(self.approver, "complete", None)
-                if complete is not None:
-                    await complete(inv, res)
-            if res.error_kind == _CORRECTABLE:
-                left = self._count_correction(ctx, tool.name, tool)
-                res.content = render.render_correctable(tool.name, res.content, left)
-                if left is not None and left <= 0:
-                    res.metadata["correction_budget_exhausted"] = True
-            if not self.observers and not tool.deprecated:
-                return res
-            return self._finish(res, call, ctx, tool, args, decision.effect, decision.rule, t0, inv)
-        except ApprovalRequired as ar:
-            name = tool.name if tool else call.name
-            res = self._result(
-                call, render.render_pending(name, ar.approval_id, ar.message), _PENDING, t0
-            )
-            res.metadata["approval_id"] = ar.approval_id
-            res.metadata["approval_request"] = ar.request
-            if inv is not None:
-                inv.state["approval_id"] = ar.approval_id
-                inv.state["approval_pending"] = True
-            rule = inv.state["decision"].rule if inv else None
-            return self._finish(res, call, ctx, tool, args, "approve", rule, t0, inv)
-        except ToolError as te:  # raised by policy/approver/middleware before the tool ran
-            name = tool.name if tool else call.name
-            kind = te.kind.value
-            content = (
-                render.render_denied(name, te.message)
-                if kind == _DENIED
-                else render.render_terminal(name, te.message)
-            )
-            res = self._result(call, content, kind, t0)
-            rule = getattr(te, "rule", None) or (inv.state["decision"].rule if inv else None)
-            effect = "deny" if kind == _DENIED else None
-            return self._finish(res, call, ctx, tool, args, effect, rule, t0, inv)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("gate failure on call %s (%s)", call.id, call.name)
-            name = tool.name if tool else call.name
-            res = self._result(call, render.render_terminal(name), _TERMINAL, t0)
-            return self._finish(res, call, ctx, tool, args, None, None, t0, inv)
-
-    # pieces ------------------------------------------------------------------------------
-
-    def _invalid(
         self,
         call: ToolCall,
-        ctx: RunContext,
-        tool: Tool,
-        args: Any,
-        issues: list[FieldIssue],
-        t0: float,
+        ctx: RunContext[Any],
+        history: Sequence[Message] = (),
+        *,
+        refusal: Refusal | None = None,
     ) -> ToolResult:
-        left = self._count_correction(ctx, tool.name, tool)
+        """Gate one proposed call. Never raises except on cancellation or a real interrupt."""
+        t0 = time.perf_counter()
+        inv: Invocation | None = None
+        try:
+            if refusal is not None:
+                return self._finish(self._screen(call, ctx, t0, refusal))
+            prepared = self._prepare(call, ctx, history, t0, dry=False)
+            if isinstance(prepared, Outcome):
+                return self._finish(prepared)
+            inv = prepared
+            if inv.decision is not None and inv.decision.effect == "approve":
+                await self._approve(inv)
+                res = await self._run_settled(inv)
+            else:
+                res = await self._chain(inv)
+            res.duration_s = time.perf_counter() - t0
+            if res.error_kind is not None or inv.approved:
+                self._after_run(res, inv)
+            if self.observers or inv.tool.deprecated:
+                return self._finish(Outcome.of(inv, res, t0))
+            return res
+        except ApprovalRequired as ar:
+            return self._finish(self._pending(self._so_far(call, ctx, t0, inv), ar))
+        except ToolError as te:  # raised by the approver or middleware before the tool ran
+            return self._finish(self._refused_by(self._so_far(call, ctx, t0, inv), te))
+        except Exception:
+            log.exception("gate failure on call %s (%s)", call.id, call.name)
+            out = self._so_far(call, ctx, t0, inv)
+            out.end(render.render_terminal(out.name), _TERMINAL, None, None)
+            return self._finish(out)
+
+    def decide(
+        self, call: ToolCall, ctx: RunContext[Any], history: Sequence[Message] = ()
+    ) -> Preview:
+        """The decision the gate would take for `call`, without running, approving, counting
+        or recording anything (a dry run)."""
+        prepared = self._prepare(call, ctx, history, time.perf_counter(), dry=True)
+        if isinstance(prepared, Outcome):
+            res = prepared.result
+            reason = res.content if res is not None else ""
+            decision = PolicyDecision(prepared.effect or "deny", prepared.rule or "refused", reason)
+            return Preview(decision, prepared.inv)
+        assert prepared.decision is not None
+        return Preview(prepared.decision, prepared)
+
+    # stages ------------------------------------------------------------------------------
+
+    def _screen(self, call: ToolCall, ctx: RunContext[Any], t0: float, refusal: Refusal) -> Outcome:
+        """A call the run's guards refused: recorded with the tool (so its sensitive arguments
+        are redacted) and the guard's rule, never validated or run."""
+        out = self._so_far(call, ctx, t0, None)
+        out.end(refusal.message, refusal.kind, "deny", refusal.rule)
+        return out
+
+    def _so_far(
+        self, call: ToolCall, ctx: RunContext[Any], t0: float, inv: Invocation | None
+    ) -> Outcome:
+        """An outcome with what is known of the call (for refusals and failures): the tool and
+        the arguments, so the record is redacted like any other."""
+        if inv is not None:
+            return Outcome.of(inv, None, t0)
+        tool, _ = self.toolset.resolve(call.name, ctx)
+        return Outcome(call, ctx, t0, tool=tool, args=decoded_or_raw(call.arguments, self.limits))
+
+    def _prepare(
+        self, call: ToolCall, ctx: RunContext[Any], history: Sequence[Message], t0: float, dry: bool
+    ) -> Invocation | Outcome:
+        """Resolve ▸ validate ▸ decide. Returns the invocation to approve and run, or the
+        outcome of the stage that ended the call."""
+        tool, note = self.toolset.resolve(call.name, ctx)
+        if (
+            tool is None
+            or note is not None
+            or not self.policy.visible(tool, ctx)  # `_sees`, inlined for the common case
+            or (self._visible_hooks and not self._sees(tool, ctx))
+        ):
+            return self._unresolved(call, ctx, t0, tool, note, dry)
+        raw = call.arguments
+        args: dict[str, Any] | None = None
+        if raw.__class__ is str and len(raw) * 4 <= self._max_bytes and not tool.required_ids:
+            # the validator's one-pass fast path (x4: a character is at most 4 bytes)
+            args = tool.validator.fast_json(raw)
+        if args is None:
+            try:
+                args = validate_arguments(tool, raw, self.limits)
+            except ArgumentsInvalid as e:
+                return self._invalid(Outcome(call, ctx, t0, tool=tool), e.issues, dry)
+        inv = Invocation(call, ctx, tool, args, history)
+        decision = self.policy.decide(tool, args, ctx)
+        if self.checks and decision.effect != "deny":
+            decision = escalate(decision, inv, self.checks)
+        inv.decision = decision
+        if decision.effect == "deny":
+            msg = decision.reason or "The policy does not allow this call."
+            content = render.render_denied(tool.name, msg, render.DENIED_ADVICE)
+            out = Outcome.of(inv, None, t0)
+            out.end(content, _DENIED, "deny", decision.rule)
+            return out
+        if decision.effect == "approve" and self.approver is None and not dry:
+            # "needs approval" stays its own outcome: recorded as "approve", refused for now
+            out = Outcome.of(inv, None, t0)
+            out.end(
+                render.render_needs_approval(tool.name, decision.reason),
+                _DENIED,
+                "approve",
+                decision.rule,
+            )
+            return out
+        return inv
+
+    def _unresolved(
+        self,
+        call: ToolCall,
+        ctx: RunContext[Any],
+        t0: float,
+        tool: Tool | None,
+        note: str | None,
+        dry: bool,
+    ) -> Outcome:
+        """The outcome of a call whose tool the run cannot see (unknown) or that is disabled."""
+        args = decoded_or_raw(call.arguments, self.limits)
+        if tool is None or not self._sees(tool, ctx):
+            names = [t.name for t in self.list_tools(ctx)]
+            out = Outcome(call, ctx, t0, args=args)
+            content = render.render_unknown_tool(call.name, names)
+            out.end(content, _CORRECTABLE, None, "unknown-tool")
+            if not dry:
+                self._count_correction(ctx, call.name)
+            return out
+        out = Outcome(call, ctx, t0, tool=tool, args=args)
+        out.end(render.render_disabled(tool.name, note), _DENIED, "deny", "tool-disabled")
+        return out
+
+    def _invalid(self, out: Outcome, issues: list[FieldIssue], dry: bool) -> Outcome:
+        tool = out.tool
+        assert tool is not None
+        if self.observers:  # the arguments are only recorded
+            out.args = decoded_or_raw(out.call.arguments, self.limits)
+        left = None if dry else self._count_correction(out.ctx, tool.name, tool)
+        issues = render.mask_secrets(issues)
         if len(issues) == 1 and issues[0].kind == "format" and not issues[0].path:
             content = render.render_format_error(tool.name, issues[0].message, left)
         else:
@@ -282,67 +351,98 @@ class Gate:
                 sensitive=tool.annotations.sensitive,
                 params=tool.validator.param_names,
                 budget_left=left,
-                descriptions=_param_descriptions(tool),
+                descriptions=param_descriptions(tool),
             )
-        res = self._result(call, content, _CORRECTABLE, t0)
-        res.metadata["issues"] = [
-            {"path": list(i.path), "kind": i.kind, "message": i.message} for i in issues
-        ]
-        if left is not None and left <= 0:
-            res.metadata["correction_budget_exhausted"] = True
-        return self._finish(res, call, ctx, tool, args, None, "invalid-arguments", t0)
+        res = out.end(content, _CORRECTABLE, None, "invalid-arguments")
+        res.issues = _issues(issues)
+        res.correction_budget_exhausted = left is not None and left <= 0
+        return out
 
-    def _count_correction(self, ctx: RunContext, name: str, tool: Tool | None = None) -> int | None:
+    async def _approve(self, inv: Invocation) -> None:
+        """The approver's verdict. A durable approver's check claims the approval and may
+        finish in a worker thread after our caller cancelled us: the claim is then released
+        once the check is done, so a cancelled call never leaves it "executing"."""
+        assert self.approver is not None and inv.decision is not None
+        if self._settler is None:
+            await self.approver.check(inv, inv.decision)
+        else:
+            check = asyncio.ensure_future(self.approver.check(inv, inv.decision))
+            try:
+                await asyncio.shield(check)
+            except asyncio.CancelledError:
+                check.add_done_callback(lambda t: self._release_late(t, inv))
+                raise
+        inv.approved = True
+
+    def _release_late(self, check: asyncio.Future[None], inv: Invocation) -> None:
+        if check.cancelled() or check.exception() is not None or self._settler is None:
+            return  # nothing was claimed
+        task = asyncio.ensure_future(
+            _settle_quietly(self._settler, inv, None, "cancelled before it ran")
+        )
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _run_settled(self, inv: Invocation) -> ToolResult:
+        """Middleware ▸ execute, then settle the approval claim whatever happened."""
+        if not (inv.approved and self._settler is not None):
+            return await self._chain(inv)
+        try:
+            res = await self._chain(inv)
+        except BaseException as e:
+            await _settle_quietly(self._settler, inv, None, _reason(e))
+            raise
+        reason = "" if inv.started else f"answered without running: {res.content[:200]}"
+        await _settle_quietly(self._settler, inv, res, reason)
+        return res
+
+    def _after_run(self, res: ToolResult, inv: Invocation) -> None:
+        """A correctable error uses the correction budget; an approved call names its approval."""
+        if res.error_kind == _CORRECTABLE:
+            left = self._count_correction(inv.ctx, inv.tool.name, inv.tool)
+            res.content = render.render_correctable(inv.tool.name, res.content, left)
+            res.correction_budget_exhausted = left <= 0
+        if res.approval_id is None and inv.approved:
+            res.approval_id = inv.approval_id
+
+    def _pending(self, out: Outcome, ar: ApprovalRequired) -> Outcome:
+        content = render.render_pending(out.name, ar.approval_id, ar.message)
+        res = out.end(content, _PENDING, "approve", out.rule)
+        res.approval_id = ar.approval_id
+        if out.inv is not None:
+            out.inv.approval_id = ar.approval_id
+        return out
+
+    def _refused_by(self, out: Outcome, te: ToolError) -> Outcome:
+        kind = te.kind.value
+        if kind == _DENIED:
+            content = render.render_denied(out.name, te.message)
+        else:
+            content = render.render_terminal(out.name, te.message)
+        rule = getattr(te, "rule", None) or out.rule
+        effect = "deny" if kind == _DENIED else out.effect
+        out.end(content, kind, effect, rule)
+        return out
+
+    def _count_correction(self, ctx: RunContext[Any], name: str, tool: Tool | None = None) -> int:
         c = ctx.corrections
         c[name] = c.get(name, 0) + 1
         c["*"] = c.get("*", 0) + 1
         per_tool = tool.options.max_corrections if tool is not None else 3
-        left = min(per_tool - c[name], self.max_corrections_per_run - c["*"])
-        return left
+        return min(per_tool - c[name], self.max_corrections_per_run - c["*"])
 
-    def _result(self, call: ToolCall, content: str, kind: str | None, t0: float) -> ToolResult:
-        return ToolResult(call.id, call.name, content, kind, duration_s=time.perf_counter() - t0)
-
-    def _finish(
-        self,
-        res: ToolResult,
-        call: ToolCall,
-        ctx: RunContext,
-        tool: Tool | None,
-        args: Any,
-        effect: Any,
-        rule: str | None,
-        t0: float,
-        inv: Invocation | None = None,
-    ) -> ToolResult:
+    def _finish(self, out: Outcome) -> ToolResult:
+        res = out.result
+        assert res is not None
+        tool = out.tool
         if tool is not None and tool.deprecated:
             # still served (callers pinned it on purpose); the application and operators learn
-            res.metadata["deprecated"] = tool.deprecated
+            res.deprecated = tool.deprecated
             log.warning(
                 "deprecated tool %s@%s called: %s", tool.name, tool.version, tool.deprecated
             )
         if self.observers:
-            state = {k: v for k, v in (inv.state.items() if inv else ()) if k != "decision"}
-            if "exception" in res.metadata:
-                state["error_class"] = res.metadata["exception"]
-            if "approval_id" in res.metadata:
-                state.setdefault("approval_id", res.metadata["approval_id"])
-            rec = CallRecord(
-                call_id=call.id,
-                tool=tool.name if tool else call.name,
-                version=tool.version if tool else None,
-                ctx=ctx,
-                arguments=args,
-                decision=effect,
-                rule=rule,
-                error_kind=res.error_kind,
-                result_summary=res.content[:500],
-                started_at=time.time() - (time.perf_counter() - t0),
-                duration_s=res.duration_s,
-                attempts=res.attempts,
-                sensitive=tool.annotations.sensitive if tool else frozenset(),
-                state=state,
-            )
+            rec = out.record()
             for o in self.observers:
                 try:
                     o.on_call(rec)
@@ -351,194 +451,28 @@ class Gate:
         return res
 
     def _build_chain(self) -> Next:
-        chain: Next = self._run
+        chain: Next = self._executor.run
         for m in reversed(self.middleware):
             chain = _bind(m, chain)
         return chain
 
-    def _resource_sem(self, name: str) -> asyncio.Semaphore | None:
-        limit = self.resource_limits.get(name)
-        if limit is None:
-            return None
-        loop = asyncio.get_running_loop()
-        sems = self._resource_sems.get(loop)
-        if sems is None:
-            sems = self._resource_sems[loop] = {}
-        sem = sems.get(name)
-        if sem is None:
-            sem = sems[name] = asyncio.Semaphore(limit)
-        return sem
 
-    async def _run(self, inv: Invocation) -> ToolResult:
-        """Timeout, retry with backoff (only where safe), and the actual call.
-
-        The first attempt is the fast path; classification and retries live in `_retry`."""
-        tool = inv.tool
-        opts = tool.options
-        if opts.resource is None:
-            try:
-                if tool.is_async and tool.context_param is None:
-                    # inlined `_call_once` for the common case (one coroutine fewer per call)
-                    coro = tool.fn(**inv.args)
-                    try:
-                        first = coro.send(None)
-                    except StopIteration as stop:
-                        value = stop.value
-                    else:
-                        if opts.timeout_s is None:
-                            value = await _continue(coro, first)
-                        else:
-                            async with asyncio.timeout(opts.timeout_s):
-                                value = await _continue(coro, first)
-                else:
-                    value = await self._call_once(inv)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as e:  # noqa: BLE001 - classified in _retry
-                return await self._retry(inv, e)
-            return ToolResult(
-                inv.call.id,
-                inv.call.name,
-                render.render_value(value, self.max_result_chars),
-                None,
-                data=value,
-            )
-        return await self._retry(inv, None)
-
-    async def _retry(self, inv: Invocation, first_error: BaseException | None) -> ToolResult:
-        tool = inv.tool
-        opts = tool.options
-        retry_safe = tool.annotations.retry_safe
-        max_attempts = 1 + (opts.max_retries if retry_safe else 0)
-        sem = self._resource_sem(opts.resource) if opts.resource else None
-        attempt = 0
-        pending_error = first_error
-        while True:
-            attempt += 1
-            try:
-                if pending_error is not None:
-                    e0, pending_error = pending_error, None
-                    raise e0
-                if sem is None:
-                    value = await self._call_once(inv)
-                else:
-                    async with sem:
-                        value = await self._call_once(inv)
-                return ToolResult(
-                    inv.call.id,
-                    inv.call.name,
-                    render.render_value(value, self.max_result_chars),
-                    None,
-                    data=value,
-                    attempts=attempt,
-                )
-            except TimeoutError:
-                err: ToolError = TransientToolError(f"timed out after {opts.timeout_s:g} s")
-                if not retry_safe:
-                    return self._error_result(
-                        inv,
-                        TransientToolError(
-                            f"timed out after {opts.timeout_s:g} s; it may or may not have taken "
-                            "effect, so check before calling it again"
-                        ),
-                        attempt,
-                    )
-            except ToolError as te:
-                err = te
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.error("tool %s raised on call %s", tool.name, inv.call.id, exc_info=e)
-                return ToolResult(
-                    inv.call.id,
-                    inv.call.name,
-                    render.render_terminal(tool.name),
-                    _TERMINAL,
-                    attempts=attempt,
-                    metadata={"exception": type(e).__name__},
-                )
-            if (
-                isinstance(err, TransientToolError)
-                and attempt < max_attempts
-                and (err.retry_after is None or err.retry_after <= MAX_RETRY_AFTER_S)
-            ):
-                await asyncio.sleep(_backoff(attempt, opts.backoff_base_s, opts.backoff_max_s, err))
-                continue
-            return self._error_result(inv, err, attempts=attempt)
-
-    def _error_result(self, inv: Invocation, err: ToolError, attempts: int) -> ToolResult:
-        name = inv.tool.name
-        kind = err.kind.value
-        if kind == _TRANSIENT:
-            content = render.render_transient(name, err.message, attempts)
-        elif kind == _DENIED:
-            content = render.render_denied(name, err.message)
-        elif kind == _CORRECTABLE:
-            content = err.message
-        else:
-            content = render.render_terminal(name, err.message)
-        return ToolResult(inv.call.id, inv.call.name, content, kind, attempts=attempts)
-
-    async def _call_once(self, inv: Invocation) -> Any:
-        tool = inv.tool
-        kwargs = inv.args
-        if tool.context_param is not None:
-            kwargs = {**kwargs, tool.context_param: inv.ctx}
-        timeout = tool.options.timeout_s
-        if tool.is_async:
-            if timeout is None:
-                return await tool.fn(**kwargs)
-            # Step the coroutine once by hand: a tool that finishes without waiting on anything
-            # (in-memory lookups, cache hits) needs no timer. One that suspends continues under
-            # the timeout exactly where it stopped.
-            coro = tool.fn(**kwargs)
-            try:
-                first = coro.send(None)
-            except StopIteration as stop:
-                return stop.value
-            async with asyncio.timeout(timeout):
-                return await _continue(coro, first)
-        if tool.options.inline:
-            return tool.fn(**kwargs)
-        if timeout is None:
-            return await asyncio.to_thread(tool.fn, **kwargs)
-        async with asyncio.timeout(timeout):
-            return await asyncio.to_thread(tool.fn, **kwargs)
+def as_tool(obj: Tool | Callable[..., Any]) -> Tool:
+    """A `Tool` as given, or a plain function wrapped the way a bare `@tool` wraps it (same
+    schema rules, same checks at registration)."""
+    if isinstance(obj, Tool):
+        return obj
+    if callable(obj) and hasattr(obj, "__name__"):
+        return tool(obj)
+    raise SchemaError(
+        f"{obj!r} is not a tool: pass a function (it is wrapped as @tool would wrap it) or a "
+        "Tool made with @tool / Tool.from_schema"
+    )
 
 
-@types.coroutine
-def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
-    """Finish driving `coro`, which already yielded `yielded` on its first step: the same
-    delegation `yield from` performs, including cancellation thrown in by the task."""
-    while True:
-        try:
-            sent = yield yielded
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # noqa: BLE001 - forwarded into the tool's coroutine
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-def _escalate(
-    decision: PolicyDecision, inv: Invocation, checks: Sequence[CallCheck]
-) -> PolicyDecision:
-    """The strictest of the policy's decision and the call checks' (deny > approve > allow)."""
-    for check in checks:
-        d = check.decide(inv)
-        if d is not None and SEVERITY[d.effect] > SEVERITY[decision.effect]:
-            decision = d
-            if d.effect == "deny":
-                break
-    return decision
+def _issues(issues: list[FieldIssue]) -> tuple[ArgumentIssue, ...]:
+    """The argument problems for the application (already masked like the model's text)."""
+    return tuple(ArgumentIssue(tuple(i.path), i.kind, i.message) for i in issues)
 
 
 def _bind(m: Middleware, nxt: Next) -> Next:
@@ -548,73 +482,24 @@ def _bind(m: Middleware, nxt: Next) -> Next:
     return step
 
 
-#: a tool asking to wait longer than this is not retried inside the call: holding a model turn
-#: that long helps nobody, and the transient error tells the model to try later instead
-MAX_RETRY_AFTER_S = 30.0
+def _reason(e: BaseException) -> str:
+    """Why an approved call did not finish, for the approval's record."""
+    if isinstance(e, ToolError):
+        rule = getattr(e, "rule", None)
+        return f"{rule}: {e.message}" if rule else e.message
+    if isinstance(e, asyncio.CancelledError):
+        return "cancelled"
+    return type(e).__name__
 
 
-def _backoff(attempt: int, base: float, cap: float, err: TransientToolError) -> float:
-    """Exponential backoff with full jitter, never shorter than the tool's `retry_after`."""
-    delay = random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
-    if err.retry_after is not None:
-        delay = max(delay, min(err.retry_after, MAX_RETRY_AFTER_S))
-    return delay
-
-
-def _has_null(raw: Any) -> bool:
-    """Whether the arguments contain a null anywhere (cheap on text: a substring test)."""
-    if isinstance(raw, str):
-        return "null" in raw
-    if raw is None:
-        return True
-    if isinstance(raw, dict):
-        return any(_has_null(v) for v in raw.values())
-    if isinstance(raw, list):
-        return any(_has_null(v) for v in raw)
-    return False
-
-
-def _drop_nulls(args: dict[str, Any], names: frozenset[str], tool: Tool) -> dict[str, Any]:
-    """A null sent for an optional, non-nullable parameter means "not given" (OpenAI strict
-    mode makes every optional parameter nullable); nested ones are restored by the dialect."""
-    out = {k: v for k, v in args.items() if not (v is None and k in names)}
+async def _settle_quietly(
+    settler: SettlingApprover, inv: Invocation, res: ToolResult | None, reason: str
+) -> None:
+    """Settle a claim; a store failure is logged (the claim stays as it is) and never hides
+    the call's own outcome."""
     try:
-        from callgate.dialects.export import restore_strict_nulls
-    except ImportError:  # pragma: no cover - dialects ships with the package
-        return out
-    try:
-        restored: dict[str, Any] = restore_strict_nulls(out, tool.spec.parameters)
-    except Exception:  # noqa: BLE001 - restoring is best effort; validation still runs
-        return out
-    return restored
-
-
-def _param_descriptions(tool: Tool) -> dict[str, str]:
-    props = tool.spec.parameters.get("properties", {})
-    return {
-        k: v["description"]
-        for k, v in props.items()
-        if isinstance(v, dict) and isinstance(v.get("description"), str) and v["description"]
-    }
-
-
-def _check_required_ids(tool: Tool, args: dict[str, Any]) -> None:
-    """Required identifier parameters may not be empty strings (a model's favourite filler)."""
-    ids = tool.required_ids
-    if not ids:
-        return
-    bad = [k for k in ids if isinstance(args.get(k), str) and not args[k].strip()]
-    if bad:
-        raise ArgumentsInvalid(
-            [
-                FieldIssue(
-                    (k,),
-                    "value",
-                    "must be a non-empty identifier",
-                    expected="a non-empty identifier",
-                    given=args[k],
-                    has_given=True,
-                )
-                for k in bad
-            ]
-        )
+        await settler.settle(inv, res, reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("could not settle approval %s of call %s", inv.approval_id, inv.call.id)

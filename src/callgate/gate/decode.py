@@ -108,19 +108,28 @@ def decode_arguments(
             ) from None
         raise _issue(f"arguments are not valid JSON ({e}); send one JSON object") from None
     if not isinstance(obj, dict):
-        kind = {
-            list: "an array",
-            str: "a string",
-            int: "a number",
-            float: "a number",
-            bool: "a boolean",
-        }
-        raise _issue(
-            "arguments must be a JSON object with named parameters, got "
-            + kind.get(type(obj), "null"),
-            given=obj,
-            has_given=True,
-        )
+        raise _not_an_object(obj)
+    _check_object(obj, text, limits)
+    return obj
+
+
+def _not_an_object(obj: Any) -> ArgumentsInvalid:
+    kind = {
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+    }
+    return _issue(
+        "arguments must be a JSON object with named parameters, got " + kind.get(type(obj), "null"),
+        given=obj,
+        has_given=True,
+    )
+
+
+def _check_object(obj: dict[str, Any], text: str, limits: DecodeLimits) -> None:
+    """Depth, size, overflowing numbers and duplicate keys of a decoded object."""
     keys = len(obj)
     for v in obj.values():
         if type(v) is dict or type(v) is list:
@@ -140,7 +149,6 @@ def decode_arguments(
             ) from None
         except ValueError:  # pragma: no cover - from_json accepted it already
             pass
-    return obj
 
 
 _NOT_UNICODE = (

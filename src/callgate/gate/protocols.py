@@ -1,21 +1,23 @@
 """The gate's extension points: invocations, middleware, policy, approval and observers.
 
-Call-time chain (fixed order, each concern optional):
+Call-time chain (fixed order, each concern optional; see `callgate.gate.core`):
 
-    decode ▸ validate ▸ policy + checks (allow / deny / approve ▸ approver) ▸ middleware...
-    ▸ timeout/retry ▸ run
+    screen (the run's own `Refusal`s) ▸ resolve ▸ decode/validate ▸ policy + checks (allow /
+    deny / approve) ▸ approver ▸ middleware... ▸ timeout/retry ▸ run ▸ settle the approval
 
 Decoding and validation are built into the gate (they must run first and cannot be skipped).
 Policy is a single decision taken before any middleware runs, and the same object decides what a
 run may *see* at list time (`PolicyEngine.visible`), so the two can never disagree. Middleware
 (rate limits, sanitisation, provenance, caching) wraps the execution and sees validated arguments.
-Observers receive one `CallRecord` per call, whatever its outcome.
+Observers receive one `CallRecord` per call, whatever its outcome. The facts the stages learn
+travel in typed fields of the `Invocation` and the `CallRecord` (decision, approval,
+provenance, rate limit, sanitiser findings), never in a string-keyed bag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from callgate.context import RunContext
@@ -64,22 +66,54 @@ class ProvenanceReport:
         return tuple(a for a in self.arguments if a.source == "untrusted")
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimitHit:
+    """The limit that refused a call and how long until it would admit one (seconds)."""
+
+    limit: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SinkFinding:
+    """One argument a sanitiser refused: the parameter, its sink kind and what was wrong."""
+
+    param: str
+    kind: str
+    problem: str
+
+
 @dataclass(slots=True)
 class Invocation:
     """One proposed call on its way through the gate.
 
     `args` are the validated keyword arguments (never the raw ones). `history` is the
     conversation so far (user messages are trusted, tool results are not); it is empty when a
-    call is executed directly. `state` lets middleware pass facts along (a decision, an
-    approval id, a cache hit) that end up in the `CallRecord`.
+    call is executed directly. The other fields are the facts the stages learn on the way; they
+    are typed (not a string-keyed bag) so every writer and reader agree, and they end up in the
+    `CallRecord`:
+
+    - `decision`: the policy's decision made stricter by the call checks;
+    - `approval_id` / `approved` / `approved_by`: the approval that authorised the call (an
+      `approval_id` set before the approver runs is the one the caller presents);
+    - `provenance`: what the provenance check found; `rate_limit`, `sanitized`: why a
+      middleware refused the call;
+    - `started`: the tool's body was entered (so an approval claim is completed, not released).
     """
 
     call: ToolCall
-    ctx: RunContext
+    ctx: RunContext[Any]
     tool: Tool
     args: dict[str, Any]
     history: Sequence[Message] = ()
-    state: dict[str, Any] = field(default_factory=dict)
+    decision: PolicyDecision | None = None
+    approval_id: str | None = None
+    approved: bool = False
+    approved_by: str | None = None
+    provenance: ProvenanceReport | None = None
+    rate_limit: RateLimitHit | None = None
+    sanitized: tuple[SinkFinding, ...] = ()
+    started: bool = False
 
 
 Next = Callable[[Invocation], Awaitable[ToolResult]]
@@ -109,11 +143,11 @@ class PolicyDecision:
 
 @runtime_checkable
 class PolicyEngine(Protocol):
-    def decide(self, tool: Tool, args: dict[str, Any], ctx: RunContext) -> PolicyDecision:
+    def decide(self, tool: Tool, args: dict[str, Any], ctx: RunContext[Any]) -> PolicyDecision:
         """The decision for a call with validated arguments."""
         ...
 
-    def visible(self, tool: Tool, ctx: RunContext) -> bool:
+    def visible(self, tool: Tool, ctx: RunContext[Any]) -> bool:
         """Whether the run may see the tool at all (False when every call would be denied)."""
         ...
 
@@ -142,18 +176,49 @@ class Approver(Protocol):
     async def check(self, inv: Invocation, decision: PolicyDecision) -> None: ...
 
 
+@runtime_checkable
+class SettlingApprover(Approver, Protocol):
+    """An approver whose approvals are claimed (a durable store): the gate settles every claim
+    it was given, whatever stage ends the call.
+
+    `settle(inv, result, reason)` is called once per approved call: with the result when the
+    tool ran (`inv.started`); with the refusal's `reason` when a later stage (rate limit,
+    sanitiser, provenance guard, cancellation before the tool started) stopped it, so the
+    approval goes back to "approved" and a retry still runs it once; with no result when the
+    tool started and was then interrupted (its effect is unknown).
+    """
+
+    async def settle(self, inv: Invocation, result: ToolResult | None, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A call refused before the gate's own stages, by a guard of the run (the loop breaker, a
+    budget, tools switched off for the step). The gate records it like any other outcome.
+
+    `rule` names the guard ("loop:repeat", "budget:tool_calls", "tool_choice:none"); `message` is
+    what the model reads; `kind` is the error kind; `stop` asks the run to end after this turn.
+    """
+
+    rule: str
+    message: str
+    kind: str = "denied"
+    stop: bool = False
+
+
 @dataclass(slots=True)
 class CallRecord:
     """Everything the gate knows about one finished call, for audit, metrics and traces.
 
     `arguments` are the validated arguments when validation passed, else the decoded (or raw)
-    ones; observers must redact them (see `callgate.redaction`) before storing them.
+    ones; observers must redact them (see `callgate.redaction`) before storing them. The typed
+    facts after `sensitive` are copied from the `Invocation` and the result.
     """
 
     call_id: str
     tool: str
     version: str | None
-    ctx: RunContext
+    ctx: RunContext[Any]
     arguments: Any
     decision: Effect | None
     rule: str | None
@@ -163,14 +228,35 @@ class CallRecord:
     duration_s: float
     attempts: int = 1
     sensitive: frozenset[str] = frozenset()
-    state: dict[str, Any] = field(default_factory=dict)
+    approval_id: str | None = None
+    approved_by: str | None = None
+    provenance: ProvenanceReport | None = None
+    rate_limit: RateLimitHit | None = None
+    sanitized: tuple[SinkFinding, ...] = ()
+    #: the exception class a crashing tool raised (its text is never recorded for the model)
+    error_class: str | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """The optional facts that are set, as JSON-able values (for audit records)."""
+        out: dict[str, Any] = {}
+        if self.approved_by is not None:
+            out["approved_by"] = self.approved_by
+        if self.provenance is not None:
+            out["provenance"] = asdict(self.provenance)
+        if self.rate_limit is not None:
+            out["rate_limit"] = asdict(self.rate_limit)
+        if self.sanitized:
+            out["sanitize"] = [asdict(f) for f in self.sanitized]
+        if self.error_class is not None:
+            out["error_class"] = self.error_class
+        return out
 
 
 @dataclass(slots=True)
 class TurnRecord:
     """One model turn as seen by the agent loop."""
 
-    ctx: RunContext
+    ctx: RunContext[Any]
     turn: int
     model: str
     text: str

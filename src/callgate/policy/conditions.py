@@ -153,11 +153,46 @@ class _Lit:
     value: Any
 
 
+class _Regex:
+    """The pattern after ``matches``, compiled with RE2: matching takes time linear in the
+    text whatever the pattern, so a policy regex can never stall the gate on a hostile argument.
+    RE2 refuses what only a backtracking engine can do (backreferences, lookaround); such a
+    pattern is refused when the policy is loaded, naming the pattern and RE2's reason."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        try:
+            import re2
+        except ImportError:
+            raise PolicyError(
+                f"'matches' {pattern!r}: policy regular expressions run on the linear-time "
+                "engine RE2: pip install 'callgate[sanitize]'"
+            ) from None
+        options = re2.Options()
+        options.log_errors = False
+        try:
+            self._compiled = re2.compile(pattern, options)
+        except re2.error as exc:
+            reason = str(
+                exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            )
+            raise PolicyError(
+                f"bad regular expression {pattern!r} after 'matches': {reason} "
+                "(patterns run on RE2, which has no backreferences or lookaround, so matching "
+                "stays linear in the text)"
+            ) from None
+
+    def search(self, text: str) -> bool:
+        return self._compiled.search(text) is not None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Cmp:
     op: str
     left: _Path | _Lit
-    right: _Path | _Lit | re.Pattern[str]
+    right: _Path | _Lit | _Regex
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -260,10 +295,7 @@ class _Parser:
         if op == "matches":
             if not isinstance(right, _Lit) or not isinstance(right.value, str):
                 raise self.fail(right_tok, "a quoted regular expression after 'matches'")
-            try:
-                return _Cmp(op, left, re.compile(right.value))
-            except re.error as exc:
-                raise PolicyError(f"bad regular expression {right.value!r}: {exc}") from None
+            return _Cmp(op, left, _Regex(right.value))
         if isinstance(left, _Lit) and isinstance(right, _Lit):
             raise PolicyError(
                 f"comparison at column {tok.pos + 1} has no field on either side "
@@ -312,6 +344,13 @@ def _make_path(text: str) -> _Path:
                 + ", ".join(f"tool.{f}" for f in sorted(_TOOL_FIELDS))
             )
         return _Path("tool", parts[1:], text)
+    if head == "provenance":
+        if len(parts) != 2:
+            raise PolicyError(
+                f"{text!r}: write provenance.<parameter>, provenance.in_scope or "
+                "provenance.untrusted"
+            )
+        return _Path("provenance", parts[1:], text)
     if head == "args":
         if len(parts) < 2:
             raise PolicyError("'args' needs a field name, e.g. args.amount")
@@ -333,9 +372,16 @@ class Condition:
     def __repr__(self) -> str:
         return f"Condition({self.text!r})"
 
-    def evaluate(self, tool: Tool, args: Mapping[str, Any], ctx: RunContext) -> bool:
-        """True or False for a call; raises `ConditionError` on incompatible types."""
-        result = _eval(self._node, _Env(tool, args, ctx))
+    def evaluate(
+        self,
+        tool: Tool,
+        args: Mapping[str, Any],
+        ctx: RunContext,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """True or False for a call; raises `ConditionError` on incompatible types, and when
+        the condition reads ``provenance.*`` but no provenance check has run (fail closed)."""
+        result = _eval(self._node, _Env(tool, args, ctx, provenance))
         return result is True
 
     def could_match(self, tool: Tool, ctx: RunContext) -> Tri:
@@ -362,6 +408,8 @@ class _Env:
     tool: Tool
     args: Mapping[str, Any] | None  # None: list time, arguments unknown
     ctx: RunContext
+    #: the provenance check's view (provenance.<param> -> source); None outside that check
+    provenance: Mapping[str, Any] | None = None
 
 
 def _normalise(value: Any) -> Any:
@@ -398,6 +446,14 @@ def _resolve(path: _Path, env: _Env) -> Any:
         if name == "tier":
             return tool_tier(env.tool)
         return getattr(env.tool, name)
+    if path.scope == "provenance":
+        if env.args is None:
+            return UNKNOWN
+        if env.provenance is None:
+            raise ConditionError(
+                f"{path.text} is known only to ProvenanceCheck(rules=...): put this rule there"
+            )
+        return _normalise(env.provenance.get(path.parts[0]))
     if env.args is None:
         return UNKNOWN
     value: Any = env.args
@@ -511,14 +567,14 @@ def _eval(node: _Node, env: _Env) -> Tri:
         v = _value(node.operand, env)
         return v if isinstance(v, _Unknown) else bool(v)
     left = _value(node.left, env)
-    if isinstance(node.right, re.Pattern):
+    if isinstance(node.right, _Regex):
         if isinstance(left, _Unknown):
             return UNKNOWN
         if left is None:
             return False
         if not isinstance(left, str):
             raise ConditionError(f"{_describe(node)}: 'matches' needs a string")
-        return node.right.search(left) is not None
+        return node.right.search(left)
     right = _value(node.right, env)
     if isinstance(left, _Unknown) or isinstance(right, _Unknown):
         return UNKNOWN
@@ -532,7 +588,7 @@ def _describe(node: _Cmp) -> str:
     def side(o: Any) -> str:
         if isinstance(o, _Path):
             return o.text
-        if isinstance(o, re.Pattern):
+        if isinstance(o, _Regex):
             return repr(o.pattern)
         return repr(o.value)
 

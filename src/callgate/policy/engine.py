@@ -31,7 +31,12 @@ expression, searched: anchor it with ``^`` and ``$``), ``startswith``, ``endswit
 ``or``, ``not`` and parentheses. Bare names are argument paths (``payment.amount``,
 ``items.0.sku``; ``args.x`` when an argument is itself called ``ctx`` or ``tool``); ``ctx.user_id``,
 ``ctx.roles``, ``ctx.tenant``, ``ctx.turn`` read the run context; ``tool.name``, ``tool.tier``,
-``tool.version`` the tool. Literals: strings, numbers, ``true``, ``false``, ``null`` and lists.
+``tool.version`` the tool; ``provenance.<param>`` (the source of that sink argument:
+``"user"``, ``"named_object"``, ``"trusted_tool"``, ``"approved"``, ``"untrusted"``,
+``"constant"``), ``provenance.in_scope`` and ``provenance.untrusted`` (the untrusted
+parameters) are known inside `ProvenanceCheck(rules=policy)` only; anywhere else such a rule
+denies the call rather than guess. Literals: strings, numbers, ``true``, ``false``, ``null``
+and lists.
 
 An absent argument (or null) never satisfies an ordering or text comparison, so ``amount > 1000``
 does not match a call without an amount. A comparison between incompatible types (a string and a
@@ -227,7 +232,10 @@ class Rule:
         self.name = _check_name(name)
         self.effect = _check_effect(effect)
         self.selectors = _Selectors(tools, namespaces, tiers, roles, tenants, users)
-        self.condition = parse_condition(when) if when is not None else None
+        try:
+            self.condition = parse_condition(when) if when is not None else None
+        except PolicyError as exc:  # name the rule whose condition (or regex) was refused
+            raise PolicyError(f"rule {self.name!r}: {exc}") from None
         if not isinstance(reason, str):
             raise PolicyError(f"field 'reason' must be a string, got {type(reason).__name__}")
         self.reason = reason
@@ -236,10 +244,16 @@ class Rule:
         when = f", when={self.condition.text!r}" if self.condition else ""
         return f"Rule({self.name!r}, {self.effect!r}, {self.selectors.describe()}{when})"
 
-    def decide(self, tool: Tool, args: Mapping[str, Any], ctx: RunContext) -> PolicyDecision | None:
+    def decide(
+        self,
+        tool: Tool,
+        args: Mapping[str, Any],
+        ctx: RunContext,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> PolicyDecision | None:
         if not self.selectors.match(tool, ctx):
             return None
-        if self.condition is not None and not self.condition.evaluate(tool, args, ctx):
+        if self.condition is not None and not self.condition.evaluate(tool, args, ctx, provenance):
             return None
         return PolicyDecision(self.effect, self.name, self.reason or _default_reason(self))
 
@@ -365,10 +379,40 @@ class Policy:
     # decisions -----------------------------------------------------------------------------
 
     def decide(self, tool: Tool, args: dict[str, Any], ctx: RunContext) -> PolicyDecision:
+        chosen = self._evaluate(tool, args, ctx, None)
+        if chosen is not None:
+            return chosen
+        return PolicyDecision("deny", DEFAULT_DENY, "no policy rule allows this call")
+
+    def decide_provenance(
+        self,
+        tool: Tool,
+        args: dict[str, Any],
+        ctx: RunContext,
+        provenance: Mapping[str, Any],
+    ) -> PolicyDecision | None:
+        """The decision of rules that read ``provenance.*`` (``provenance.to == "untrusted"``,
+        ``provenance.in_scope == false``), as `ProvenanceCheck(rules=policy)` asks for it.
+
+        None when no rule matches: the check's own actions then apply (no default deny here;
+        the gate's main policy already decided whether the call may happen at all).
+        """
+        return self._evaluate(tool, args, ctx, provenance)
+
+    def _evaluate(
+        self,
+        tool: Tool,
+        args: dict[str, Any],
+        ctx: RunContext,
+        provenance: Mapping[str, Any] | None,
+    ) -> PolicyDecision | None:
         chosen: PolicyDecision | None = None
         for rule in self.rules:
             try:
-                decision = rule.decide(tool, args, ctx)
+                if isinstance(rule, Rule):
+                    decision = rule.decide(tool, args, ctx, provenance)
+                else:
+                    decision = rule.decide(tool, args, ctx)
             except Exception as exc:  # noqa: BLE001 - a broken rule must deny, never allow
                 return PolicyDecision(
                     "deny", rule.name, f"policy rule {rule.name!r} could not be evaluated: {exc}"
@@ -379,9 +423,7 @@ class Policy:
                 return decision
             if chosen is None or SEVERITY[decision.effect] > SEVERITY[chosen.effect]:
                 chosen = decision
-        if chosen is not None:
-            return chosen
-        return PolicyDecision("deny", DEFAULT_DENY, "no policy rule allows this call")
+        return chosen
 
     def visible(self, tool: Tool, ctx: RunContext) -> bool:
         """False only when every call of `tool` would be denied for this run, whatever the

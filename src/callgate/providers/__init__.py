@@ -15,7 +15,7 @@ _EXPORTS: dict[str, str] = {
     "LocalModel": "callgate.providers.local.model",
     "OpenAIChatModel": "callgate.providers.openai.chat",
     "OpenAIResponsesModel": "callgate.providers.openai.responses",
-    "RetryPolicy": "callgate.providers._common",
+    "RetryPolicy": "callgate.providers._retry",
     "parse_text_tool_calls": "callgate.providers.textcalls",
 }
 
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from callgate.providers._common import RetryPolicy
+    from callgate.providers._retry import RetryPolicy
     from callgate.providers.anthropic import AnthropicModel
     from callgate.providers.gemini import GeminiModel
     from callgate.providers.local.model import LocalModel

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from callgate import models
 from callgate.dialects.export import to_anthropic
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
@@ -38,24 +39,19 @@ from callgate.models import (
     ModelResponse,
     ModelStreamEvent,
     NamedToolChoice,
-    ResponseFinished,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallFinished,
-    ToolCallStarted,
+    normalise_request,
 )
-from callgate.providers._common import (
+from callgate.providers._common import arguments_object as decode_arguments
+from callgate.providers._common import make_usage, map_stop_reason
+from callgate.providers._retry import (
     ProviderFailure,
     RetryPolicy,
+    Sleep,
     call_with_retries,
     classify_exception,
     is_retryable_status,
-    make_usage,
-    map_stop_reason,
 )
-from callgate.providers._common import (
-    arguments_object as decode_arguments,
-)
+from callgate.providers._stream import run_stream
 
 try:
     import anthropic
@@ -183,7 +179,7 @@ def render_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], str 
 
 
 def tool_choice_param(request: ModelRequest) -> dict[str, Any]:
-    """`tool_choice` for a request that has tools."""
+    """`tool_choice` for a request that has tools, validated by `normalise_request`."""
     choice = request.tool_choice
     param: dict[str, Any]
     if isinstance(choice, NamedToolChoice):
@@ -295,11 +291,27 @@ class AnthropicStreamAssembler:
         self._thinking: dict[int, dict[str, Any]] = {}
 
     @property
+    def done(self) -> bool:
+        return self.stopped
+
+    def close(self) -> list[ModelStreamEvent]:
+        """`ResponseFinished`, or `ModelError` when the stream ended before `message_stop`."""
+        if not self.stopped:
+            raise ModelError(
+                "anthropic: the stream ended before message_stop; the turn is incomplete",
+                retryable=True,
+            )
+        return [models.ResponseFinished(self.finish())]
+
+    @property
     def thinking(self) -> list[dict[str, Any]]:
         """The turn's completed thinking blocks in block order, as they are replayed."""
         return [self._thinking[index] for index in sorted(self._thinking)]
 
-    def feed(self, event: Mapping[str, Any]) -> list[ModelStreamEvent]:
+    def feed(self, event: Any) -> list[ModelStreamEvent]:
+        """One stream event, as a JSON object or as the SDK's event object."""
+        if not isinstance(event, Mapping):
+            event = event.model_dump(mode="json")
         kind = event.get("type")
         if kind == "message_start":
             message = event.get("message") or {}
@@ -338,7 +350,7 @@ class AnthropicStreamAssembler:
             self._blocks[index] = entry
             # Reserve the slot so the call keeps the order in which it started.
             self._calls.append(ToolCall(entry.id, entry.name, "{}"))
-            return [ToolCallStarted(entry.call_index, entry.id, entry.name)]
+            return [models.ToolCallStarted(entry.call_index, entry.id, entry.name)]
         self._blocks[index] = _Block(kind)
         if kind == "redacted_thinking":
             self._thinking[index] = {"type": "redacted_thinking", "data": block.get("data") or ""}
@@ -347,7 +359,7 @@ class AnthropicStreamAssembler:
             self._blocks[index].signature = str(block.get("signature") or "")
         if kind == "text" and block.get("text"):
             self._text.append(str(block["text"]))
-            return [TextDelta(str(block["text"]))]
+            return [models.TextDelta(str(block["text"]))]
         return []
 
     def _delta(self, index: int, delta: Mapping[str, Any]) -> list[ModelStreamEvent]:
@@ -358,7 +370,7 @@ class AnthropicStreamAssembler:
             if not text:
                 return []
             self._text.append(text)
-            return [TextDelta(text)]
+            return [models.TextDelta(text)]
         if kind in ("thinking_delta", "signature_delta") and entry is not None:
             if kind == "thinking_delta":
                 entry.parts.append(str(delta.get("thinking") or ""))
@@ -374,7 +386,7 @@ class AnthropicStreamAssembler:
             if not fragment:
                 return []
             entry.parts.append(fragment)
-            return [ToolCallDelta(entry.call_index, entry.id, fragment)]
+            return [models.ToolCallDelta(entry.call_index, entry.id, fragment)]
         return []
 
     def _stop(self, index: int) -> list[ModelStreamEvent]:
@@ -390,7 +402,9 @@ class AnthropicStreamAssembler:
             return []
         arguments = "".join(entry.parts) or "{}"
         self._calls[entry.call_index] = ToolCall(entry.id, entry.name, arguments)
-        return [ToolCallFinished(entry.call_index, ToolCall(entry.id, entry.name, arguments))]
+        return [
+            models.ToolCallFinished(entry.call_index, ToolCall(entry.id, entry.name, arguments))
+        ]
 
     def finish(self) -> ModelResponse:
         """The whole turn. Arguments that decode to an object are given as that object (as in a
@@ -487,6 +501,7 @@ class AnthropicModel:
         timeout: float | None = 120.0,
         retry: RetryPolicy | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not model:
             raise ValueError("model must name an Anthropic model, e.g. 'claude-sonnet-4-5'")
@@ -505,8 +520,7 @@ class AnthropicModel:
         else:
             client = client.with_options(max_retries=0)
         self._client = client
-        # Seam for tests: observe backoff waits without spending them.
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._sleep = sleep
 
     @property
     def name(self) -> str:
@@ -518,8 +532,9 @@ class AnthropicModel:
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The Messages API request body for `request` (what the SDK sends, minus `stream`)."""
-        messages, stray_system = render_messages(request.messages)
-        system = "\n\n".join(s for s in (request.system, stray_system) if s)
+        request = normalise_request(request)
+        messages, _ = render_messages(request.messages)
+        system = request.system
         body: dict[str, Any] = {
             "model": self._model,
             "max_tokens": request.max_tokens or self.max_tokens,
@@ -548,64 +563,19 @@ class AnthropicModel:
         return parse_message(reply.model_dump(mode="json"), raw=reply)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        """Stream one turn.
+        """Stream one turn through the shared loop (`callgate.providers._stream`).
 
         Everything up to the first visible event (HTTP errors, an `error` event right after
         `message_start`) is retried like `request`; a failure after events were delivered
         raises `ModelError` instead, since a half-delivered turn cannot be resumed.
         """
         body = self.build_body(request)
-        events, assembler, ready = await call_with_retries(
-            lambda: self._open_stream(body),
+        async for event in run_stream(
+            lambda: self._client.messages.create(**_sdk_arguments(body), stream=True),
+            AnthropicStreamAssembler,
             provider=PROVIDER,
             policy=self.retry,
             classify=classify_anthropic,
             sleep=self._sleep,
-        )
-        try:
-            for out in ready:
-                yield out
-            while not assembler.stopped:
-                try:
-                    event = await events.__anext__()
-                except StopAsyncIteration:
-                    break
-                for out in assembler.feed(event.model_dump(mode="json")):
-                    yield out
-        except ModelError:
-            raise
-        except Exception as exc:
-            failure = classify_anthropic(exc)
-            if failure is None:
-                raise
-            raise failure.to_model_error(PROVIDER) from exc
-        finally:
-            await events.close()
-        if not assembler.stopped:
-            raise ModelError(
-                "anthropic: the stream ended before message_stop; the turn is incomplete",
-                retryable=True,
-            )
-        yield ResponseFinished(assembler.finish())
-
-    async def _open_stream(
-        self, body: dict[str, Any]
-    ) -> tuple[anthropic.AsyncStream[Any], AnthropicStreamAssembler, list[ModelStreamEvent]]:
-        """Open a stream and read it up to its first visible event (or its end)."""
-        events: anthropic.AsyncStream[Any] = await self._client.messages.create(
-            **_sdk_arguments(body), stream=True
-        )
-        assembler = AnthropicStreamAssembler()
-        try:
-            while not assembler.stopped:
-                try:
-                    event = await events.__anext__()
-                except StopAsyncIteration:
-                    break
-                ready = assembler.feed(event.model_dump(mode="json"))
-                if ready:
-                    return events, assembler, ready
-        except BaseException:
-            await events.close()
-            raise
-        return events, assembler, []
+        ):
+            yield event

@@ -34,10 +34,11 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from callgate import models
 from callgate.dialects.export import to_gemini
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
@@ -46,23 +47,18 @@ from callgate.models import (
     ModelResponse,
     ModelStreamEvent,
     NamedToolChoice,
-    ResponseFinished,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallFinished,
-    ToolCallStarted,
+    normalise_request,
 )
-from callgate.providers._common import (
+from callgate.providers._common import arguments_object as decode_arguments
+from callgate.providers._common import make_usage, map_stop_reason
+from callgate.providers._retry import (
     ProviderFailure,
     RetryPolicy,
+    Sleep,
     call_with_retries,
     classify_exception,
-    make_usage,
-    map_stop_reason,
 )
-from callgate.providers._common import (
-    arguments_object as decode_arguments,
-)
+from callgate.providers._stream import run_stream
 from callgate.tools.definition import ToolSpec
 
 try:
@@ -334,6 +330,7 @@ def render_contents(messages: list[Message]) -> tuple[list[types.Content], str |
 
 
 def tool_config(request: ModelRequest) -> types.ToolConfig:
+    """`tool_config` for a request that has tools, validated by `normalise_request`."""
     choice = request.tool_choice
     if isinstance(choice, NamedToolChoice):
         config = types.FunctionCallingConfig(
@@ -459,7 +456,7 @@ class _Turn:
         if thought or not text:
             return []
         self.text.append(text)
-        return [TextDelta(text)]
+        return [models.TextDelta(text)]
 
     def _call(self, part: types.Part) -> list[ModelStreamEvent]:
         fc = part.function_call
@@ -479,9 +476,9 @@ class _Turn:
         self.layout.append(index)
         text = json.dumps(args, ensure_ascii=False)
         return [
-            ToolCallStarted(index, call_id, name),
-            ToolCallDelta(index, call_id, text),
-            ToolCallFinished(index, ToolCall(call_id, name, text, state())),
+            models.ToolCallStarted(index, call_id, name),
+            models.ToolCallDelta(index, call_id, text),
+            models.ToolCallFinished(index, ToolCall(call_id, name, text, state())),
         ]
 
     def provider_data(self) -> dict[str, Any] | None:
@@ -518,6 +515,13 @@ class GeminiStreamAssembler:
     def __init__(self, key: str) -> None:
         self._turn = _Turn(key)
         self.chunks = 0
+        self.done = False
+
+    def close(self) -> list[ModelStreamEvent]:
+        """`ResponseFinished`, or `ModelError` when the stream brought no chunk at all."""
+        if self.chunks == 0:
+            raise ModelError("gemini: the stream ended without any chunk", retryable=True)
+        return [models.ResponseFinished(self.finish())]
 
     def feed(self, chunk: types.GenerateContentResponse) -> list[ModelStreamEvent]:
         self.chunks += 1
@@ -552,9 +556,11 @@ class GeminiModel:
     `client` may be a configured `genai.Client` (Developer API or Vertex AI); otherwise one is
     built from `api_key` and `base_url` / `http_options` (`base_url` points it at a proxy or a
     test server). The SDK never retries on its own here: `retry` (default: `max_retries`
-    retries with exponential backoff honouring Retry-After) decides. `config` holds extra
+    retries with exponential backoff honouring Retry-After, waiting with `sleep`) decides.
+    `max_tokens` caps the output when a request sets no cap. `config` holds extra
     `GenerateContentConfig` fields for every request (e.g. `{"thinking_config": ...}`);
-    `ModelRequest.extra` adds to them per request.
+    `ModelRequest.extra` adds to them per request. `extra_body` is merged into every request's
+    JSON body as it is, for fields the SDK does not know yet.
     """
 
     def __init__(
@@ -565,16 +571,19 @@ class GeminiModel:
         api_key: str | None = None,
         base_url: str | None = None,
         http_options: types.HttpOptions | None = None,
-        max_output_tokens: int | None = None,
+        max_tokens: int | None = None,
         max_retries: int = 3,
         timeout: float | None = 120.0,
         retry: RetryPolicy | None = None,
         config: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not model:
             raise ValueError("model must name a Gemini model, e.g. 'gemini-2.5-flash'")
         self._model = model
-        self.max_output_tokens = max_output_tokens
+        self.max_tokens = max_tokens
+        self.extra_body = dict(extra_body or {})
         self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.config = dict(config or {})
         if client is not None and (
@@ -590,8 +599,7 @@ class GeminiModel:
             client = genai.Client(api_key=api_key, http_options=options)
         self._client = client
         self._declarations: dict[int, tuple[ToolSpec, types.FunctionDeclaration]] = {}
-        # Seam for tests: observe backoff waits without spending them.
-        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._sleep = sleep
 
     @property
     def name(self) -> str:
@@ -620,17 +628,21 @@ class GeminiModel:
         self, request: ModelRequest
     ) -> tuple[list[types.Content], types.GenerateContentConfig]:
         """`contents` and `config` for `generate_content` (the SDK turns them into the body)."""
-        contents, stray_system = render_contents(request.messages)
-        system = "\n\n".join(s for s in (request.system, stray_system) if s)
+        request = normalise_request(request)
+        contents, _ = render_contents(request.messages)
+        http = types.HttpOptions(
+            # One retry policy for every provider: the SDK makes exactly one attempt.
+            retry_options=types.HttpRetryOptions(attempts=1),
+            extra_body=self.extra_body or None,
+        )
         fields: dict[str, Any] = {
             # Calls are the application's to run, never the SDK's.
             "automatic_function_calling": types.AutomaticFunctionCallingConfig(disable=True),
-            # One retry policy for every provider: the SDK makes exactly one attempt.
-            "http_options": types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1)),
+            "http_options": http,
         }
-        if system:
-            fields["system_instruction"] = system
-        max_tokens = request.max_tokens or self.max_output_tokens
+        if request.system:
+            fields["system_instruction"] = request.system
+        max_tokens = request.max_tokens or self.max_tokens
         if max_tokens is not None:
             fields["max_output_tokens"] = max_tokens
         if request.temperature is not None:
@@ -663,7 +675,7 @@ class GeminiModel:
         return turn.response(reply)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        """Stream one turn.
+        """Stream one turn through the shared loop (`callgate.providers._stream`).
 
         Everything up to the first visible event is retried like `request` (the SDK only sends
         the HTTP request when the first chunk is read); a failure after events were delivered
@@ -671,58 +683,14 @@ class GeminiModel:
         """
         contents, config = self.build(request)
         key = turn_key(request)
-        chunks, assembler, ready = await call_with_retries(
-            lambda: self._open_stream(contents, config, key),
+        async for event in run_stream(
+            lambda: self._client.aio.models.generate_content_stream(
+                model=self._model, contents=contents, config=config
+            ),
+            lambda: GeminiStreamAssembler(key),
             provider=PROVIDER,
             policy=self.retry,
             classify=classify_gemini,
             sleep=self._sleep,
-        )
-        try:
-            for event in ready:
-                yield event
-            async for chunk in chunks:
-                for event in assembler.feed(chunk):
-                    yield event
-        except ModelError:
-            raise
-        except Exception as exc:
-            failure = classify_gemini(exc)
-            if failure is None:
-                raise
-            raise failure.to_model_error(PROVIDER) from exc
-        finally:
-            await _close(chunks)
-        if assembler.chunks == 0:
-            raise ModelError("gemini: the stream ended without any chunk", retryable=True)
-        yield ResponseFinished(assembler.finish())
-
-    async def _open_stream(
-        self, contents: list[types.Content], config: types.GenerateContentConfig, key: str
-    ) -> tuple[
-        AsyncIterator[types.GenerateContentResponse], GeminiStreamAssembler, list[ModelStreamEvent]
-    ]:
-        """Start a stream and read it up to its first visible event (or its end)."""
-        stream = await self._client.aio.models.generate_content_stream(
-            model=self._model, contents=contents, config=config
-        )
-        chunks = aiter(stream)
-        assembler = GeminiStreamAssembler(key)
-        try:
-            while True:
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    return chunks, assembler, []
-                ready = assembler.feed(chunk)
-                if ready:
-                    return chunks, assembler, ready
-        except BaseException:
-            await _close(chunks)
-            raise
-
-
-async def _close(iterator: AsyncIterator[Any]) -> None:
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        await close()
+        ):
+            yield event

@@ -1,10 +1,10 @@
 """Tools: what runs (`Tool`) and what the model sees (`ToolSpec`).
 
 A tool's author writes a typed Python function and decorates it with `@tool`. The signature and
-docstring become the JSON Schema and the validator in one place (`callgate.tools.schema`), so the two can
-never disagree. Annotations (read-only, destructive, idempotent, sensitive parameters, sinks,
-examples) are plain data that the rest of the gate reads: they decide retries, approval defaults,
-redaction and sanitisation.
+docstring become the JSON Schema and the validator in one place (`callgate.tools.schema`), so the
+two can never disagree. Annotations (read-only, destructive, idempotent, sensitive parameters,
+sinks, examples) are plain data that the rest of the gate reads: they decide retries, approval
+defaults, redaction and sanitisation.
 """
 
 from __future__ import annotations
@@ -12,10 +12,16 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar, overload
 
 from callgate.errors import SchemaError
+from callgate.tools.provenance import (
+    ProvenanceSink,
+    ProvenanceSource,
+    SinksArg,
+    normalize_sinks,
+)
 
 #: built-in kinds are "sql", "shell", "path", "url", "html" and "email"; applications may
 #: register more with `callgate.gate.middleware.sanitize.Sanitizer.register`.
@@ -36,7 +42,11 @@ class ToolAnnotations:
     - `sensitive`: parameter names whose values are masked in errors, logs and the audit log.
     - `sinks`: parameter name -> kind (sql, shell, path, url, html, email) checked for injection.
     - `provenance_sinks`: parameters whose values must come from the user, not from tool output
-      (recipients, account numbers, ids of things to delete or share).
+      (recipients, account numbers, ids of things to delete or share), each with the kind of
+      object it refers to (`callgate.tools.provenance.ProvenanceSink`); a plain set of names
+      is accepted and means kind "any".
+    - `provenance_source`: how to read this tool's output as objects of a kind, and whether it
+      is a trusted source (`callgate.tools.provenance.ProvenanceSource`).
     - `examples`: example argument objects, shown to the model in usage guidance.
     - `tier`: optional policy tier name (e.g. "read", "write", "admin").
     """
@@ -48,9 +58,14 @@ class ToolAnnotations:
     retry_allowed: bool = False
     sensitive: frozenset[str] = frozenset()
     sinks: Mapping[str, SinkKind] = field(default_factory=dict)
-    provenance_sinks: frozenset[str] = frozenset()
+    provenance_sinks: Mapping[str, ProvenanceSink] = field(default_factory=dict)
     examples: tuple[Mapping[str, Any], ...] = ()
     tier: str | None = None
+    provenance_source: ProvenanceSource | None = None
+
+    def __post_init__(self) -> None:
+        # names only (the untyped form) or name -> kind are normalised to name -> sink
+        object.__setattr__(self, "provenance_sinks", normalize_sinks(self.provenance_sinks))
 
     @property
     def retry_safe(self) -> bool:
@@ -246,7 +261,8 @@ def tool(
     retry_allowed: bool = False,
     sensitive: tuple[str, ...] | frozenset[str] = (),
     sinks: Mapping[str, SinkKind] | None = None,
-    provenance_sinks: tuple[str, ...] | frozenset[str] = (),
+    provenance_sinks: SinksArg = (),
+    provenance_source: ProvenanceSource | None = None,
     examples: tuple[Mapping[str, Any], ...] | list[Mapping[str, Any]] = (),
     tier: str | None = None,
     timeout_s: float | None = 30.0,
@@ -260,66 +276,52 @@ def tool(
 
 
 def tool(
-    fn: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    read_only: bool = False,
-    destructive: bool = False,
-    idempotent: bool = False,
-    open_world: bool = False,
-    retry_allowed: bool = False,
-    sensitive: tuple[str, ...] | frozenset[str] = (),
-    sinks: Mapping[str, SinkKind] | None = None,
-    provenance_sinks: tuple[str, ...] | frozenset[str] = (),
-    examples: tuple[Mapping[str, Any], ...] | list[Mapping[str, Any]] = (),
-    tier: str | None = None,
-    timeout_s: float | None = 30.0,
-    max_retries: int = 2,
-    inline: bool = False,
-    max_corrections: int = 3,
-    resource: str | None = None,
-    version: str | None = None,
-    deprecated: str | None = None,
+    fn: Callable[..., Any] | None = None, /, **options: Any
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function (sync or async) into a `Tool`.
 
-    Usable bare (`@tool`) or with options (`@tool(destructive=True, sensitive=("card",))`).
-    The schema is built and checked here, at import time, so a bad definition fails at startup
-    rather than when a model first calls it.
+    Usable bare (`@tool`) or with options (`@tool(destructive=True, sensitive=("card",))`); the
+    options are those of the overload above, and their defaults are the defaults of
+    `ToolAnnotations` and `ExecutionOptions` (one source). The schema is built and checked here,
+    at import time, so a bad definition fails at startup rather than when a model first calls it.
     """
+    unknown = sorted(set(options) - _TOOL_OPTIONS)
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], _TOOL_OPTIONS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"tool() got an unexpected keyword argument {unknown[0]!r}{hint}")
+    ann_kw = {k: v for k, v in options.items() if k in _ANNOTATION_FIELDS}
+    for key, convert in _ANNOTATION_CONVERSIONS.items():
+        if key in ann_kw:
+            ann_kw[key] = convert(ann_kw[key] or ())
+    ann = ToolAnnotations(**ann_kw)
+    opts = ExecutionOptions(**{k: v for k, v in options.items() if k in _OPTION_FIELDS})
 
     def wrap(f: Callable[..., Any]) -> Tool:
-        ann = ToolAnnotations(
-            read_only=read_only,
-            destructive=destructive,
-            idempotent=idempotent,
-            open_world=open_world,
-            retry_allowed=retry_allowed,
-            sensitive=frozenset(sensitive),
-            sinks=dict(sinks or {}),
-            provenance_sinks=frozenset(provenance_sinks),
-            examples=tuple(examples),
-            tier=tier,
-        )
-        opts = ExecutionOptions(
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            inline=inline,
-            max_corrections=max_corrections,
-            resource=resource,
-        )
         return Tool.from_function(
             f,
-            name=name,
-            description=description,
+            name=options.get("name"),
+            description=options.get("description"),
             annotations=ann,
             options=opts,
-            version=version,
-            deprecated=deprecated,
+            version=options.get("version"),
+            deprecated=options.get("deprecated"),
         )
 
-    if fn is not None:
-        return wrap(fn)
-    return wrap
+    return wrap(fn) if fn is not None else wrap
+
+
+_ANNOTATION_FIELDS = frozenset(f.name for f in fields(ToolAnnotations))
+_OPTION_FIELDS = frozenset(f.name for f in fields(ExecutionOptions))
+_TOOL_OPTIONS = (
+    _ANNOTATION_FIELDS | _OPTION_FIELDS | {"name", "description", "version", "deprecated"}
+)
+# the overload accepts convenient shapes (tuples, lists, None); annotations hold frozen ones
+_ANNOTATION_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "sensitive": frozenset,
+    "sinks": dict,
+    "examples": tuple,
+    "provenance_sinks": normalize_sinks,
+}

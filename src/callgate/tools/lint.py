@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from callgate.dialects.export import check_shape, strict_compatible
 from callgate.errors import SchemaError
+from callgate.jsonschema import Refs
 from callgate.tools.definition import Tool, ToolSpec
 
 __all__ = ["Finding", "LintReport", "Severity", "ToolLint", "add_cli", "lint_tools"]
@@ -482,11 +483,11 @@ class _ToolChecker:
         if not isinstance(node, dict):
             return {}
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/") and ref not in seen:
-            target: Any = self.schema
-            for part in ref[2:].split("/"):
-                target = target.get(part, {}) if isinstance(target, dict) else {}
-            merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        if isinstance(ref, str) and ref not in seen:
+            try:
+                merged = Refs(self.schema).deref(node)
+            except SchemaError:
+                merged = {k: v for k, v in node.items() if k != "$ref"}
             return self._resolve(merged, seen | {ref})
         for key in ("anyOf", "oneOf"):
             branches = node.get(key)
@@ -554,6 +555,10 @@ class _ToolChecker:
                     "add format (date, date-time, email, uri, uuid) or a pattern, and an example",
                     path,
                 )
+        self._check_children(path, node)
+
+    def _check_children(self, path: str, node: dict[str, Any]) -> None:
+        """The properties of a nested object, and of the objects in an array."""
         props = node.get("properties")
         if isinstance(props, dict):
             for sub_name, sub in props.items():

@@ -9,8 +9,14 @@ schema is checked against the metaschema at registration.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
+import enum
+import functools
 import inspect
+import json
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +25,11 @@ from typing import Any, Protocol
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticSerializationError, to_json
 
 from callgate.context import RunContext
 from callgate.errors import SchemaError
+from callgate.jsonschema import MAX_DEPTH, Refs, allows_null, check_refs, close_objects, walk
 
 
 @dataclass(slots=True)
@@ -69,7 +77,12 @@ class ArgumentValidator(Protocol):
 
 
 def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str | None:
-    best = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    # A ratio >= 0.6 needs lengths within a factor of 2.33 of each other: only those reach
+    # difflib, so a 64 KiB "name" costs a length test, not a table of every character.
+    candidates = list(candidates)
+    n = len(word)
+    close = [c for c in candidates if 3 * n <= 7 * len(c) and 3 * len(c) <= 7 * n]
+    best = difflib.get_close_matches(word, close, n=1, cutoff=0.6) if close else []
     if best:
         return best[0]
     low = word.lower().replace("-", "_")
@@ -91,9 +104,9 @@ class FunctionSchema:
 
 
 def _is_context(annotation: Any) -> bool:
-    if annotation is RunContext:
-        return True
     origin = typing.get_origin(annotation)
+    if annotation is RunContext or origin is RunContext:
+        return True
     if origin is typing.Annotated:
         return _is_context(typing.get_args(annotation)[0])
     return False
@@ -140,14 +153,45 @@ def function_schema(fn: Callable[..., Any], *, description: str | None = None) -
         raise SchemaError(f"cannot read the signature of {qual}: {e}") from e
 
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
-    param_docs = {p.arg_name: (p.description or "").strip() for p in doc.params}
     desc = description
     if desc is None:
         parts = [doc.short_description or "", doc.long_description or ""]
         desc = "\n\n".join(p.strip() for p in parts if p and p.strip())
-    fields: dict[str, Any] = {}
+    param_docs = {p.arg_name: (p.description or "").strip() for p in doc.params}
+    params = _parameters(qual, sig, hints, param_docs)
+    try:
+        model = create_model(
+            f"{getattr(fn, '__name__', 'tool')}_args",
+            __config__=ConfigDict(
+                extra="forbid", arbitrary_types_allowed=False, allow_inf_nan=False
+            ),
+            **params.fields,
+        )
+        schema = model.model_json_schema()
+    except Exception as e:
+        raise SchemaError(f"{qual}: cannot build a schema: {e}") from e
+    clean = clean_schema(schema)
+    clean.setdefault("properties", {})
+    return FunctionSchema(
+        description=desc.strip(),
+        parameters=clean,
+        validator=PydanticValidator(model, clean, frozenset(params.null_means_omitted)),
+        context_param=params.context_param,
+    )
+
+
+@dataclass(slots=True)
+class _Parameters:
+    fields: dict[str, Any] = field(default_factory=dict)
     context_param: str | None = None
-    null_means_omitted: set[str] = set()
+    null_means_omitted: set[str] = field(default_factory=set)
+
+
+def _parameters(
+    qual: str, sig: inspect.Signature, hints: dict[str, Any], param_docs: dict[str, str]
+) -> _Parameters:
+    """The signature's parameters as Pydantic fields (the context parameter set apart)."""
+    out = _Parameters()
     for pname, p in sig.parameters.items():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise SchemaError(f"{qual}: *args/**kwargs cannot be described to a model ({pname})")
@@ -157,7 +201,7 @@ def function_schema(fn: Callable[..., Any], *, description: str | None = None) -
         if ann is inspect.Parameter.empty:
             raise SchemaError(f"{qual}: parameter {pname!r} needs a type annotation")
         if _is_context(ann):
-            context_param = pname
+            out.context_param = pname
             continue
         default = p.default
         pdoc = param_docs.get(pname)
@@ -172,27 +216,9 @@ def function_schema(fn: Callable[..., Any], *, description: str | None = None) -
             extra: dict[str, Any] = {"description": doc_desc} if doc_desc else {}
             finfo = Field(default=... if default is inspect.Parameter.empty else default, **extra)
         if not finfo.is_required() and not _accepts_none(ann):
-            null_means_omitted.add(pname)
-        fields[pname] = (ann, finfo)
-    try:
-        model = create_model(
-            f"{getattr(fn, '__name__', 'tool')}_args",
-            __config__=ConfigDict(
-                extra="forbid", arbitrary_types_allowed=False, allow_inf_nan=False
-            ),
-            **fields,
-        )
-        schema = model.model_json_schema()
-    except Exception as e:
-        raise SchemaError(f"{qual}: cannot build a schema: {e}") from e
-    clean = clean_schema(schema)
-    clean.setdefault("properties", {})
-    return FunctionSchema(
-        description=desc.strip(),
-        parameters=clean,
-        validator=PydanticValidator(model, clean, frozenset(null_means_omitted)),
-        context_param=context_param,
-    )
+            out.null_means_omitted.add(pname)
+        out.fields[pname] = (ann, finfo)
+    return out
 
 
 def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -213,13 +239,17 @@ def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
     result = walk(schema)
     assert isinstance(result, dict)
     result["type"] = "object"
-    return result
+    # The gate refuses unknown keys inside nested models too (`dropped_keys`), so the schema a
+    # model is shown says so; a model declared with extra="allow" keeps its own
+    # `additionalProperties: true`.
+    return close_objects(result)
 
 
 class PydanticValidator:
     """Validates decoded arguments with the tool's generated Pydantic model."""
 
     __slots__ = (
+        "_choices",
         "_fields",
         "_nested",
         "_validate",
@@ -240,6 +270,8 @@ class PydanticValidator:
         self.null_means_omitted = null_means_omitted
         self._validate = model.__pydantic_validator__.validate_python
         self._validate_json = model.__pydantic_validator__.validate_json
+        # an enum or Literal takes `true` for 1 (Python's equality): worth a check only then
+        self._choices = any("enum" in node or "const" in node for _, node in walk(schema))
         self._nested = "$defs" in schema or any(
             _has_object(p) for p in schema.get("properties", {}).values()
         )
@@ -254,31 +286,192 @@ class PydanticValidator:
         if raw.count("{") != 1 or "[" in raw or "null" in raw or "NaN" in raw or "Infinity" in raw:
             return None
         try:
-            m = self._validate_json(raw)
+            m = self._validate_json(raw, strict=True)
         except ValidationError:
             return None
         if len(m.__pydantic_fields_set__) != raw.count(":"):
             return None
+        if (
+            self._choices
+            and ("true" in raw or "false" in raw)
+            and any(
+                isinstance(v, int | float | enum.Enum) and not isinstance(v, bool)
+                for v in m.__dict__.values()
+            )
+        ):
+            return None  # maybe a boolean an enum or Literal took for a number: check it
         # the model instance is thrown away, so its field dict can be handed over as it is
         fields: dict[str, Any] = m.__dict__
         return fields
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:
         try:
-            m = self._validate(args)
+            m = self._strict(args)
         except ValidationError as e:
-            issues = pydantic_issues(e, self.param_names)
-            if self._nested:
-                known = {i.path for i in issues}
-                issues += [i for i in find_unknown_keys(args, self.schema) if i.path not in known]
-            raise ArgumentsInvalid(issues) from None
-        if self._nested:
-            # Pydantic models nested in a signature keep their own `extra` setting (usually
-            # "ignore"); unknown keys inside them must still be reported, never dropped.
-            extra = find_unknown_keys(args, self.schema)
+            fixed = _integral_floats(args, e)
+            try:
+                if fixed is None:
+                    raise
+                m = self._strict(fixed)
+            except ValidationError as final:
+                issues = pydantic_issues(final, self.param_names)
+                if self._nested:
+                    known = {i.path for i in issues}
+                    unknown = find_unknown_keys(args, self.schema)
+                    issues += [i for i in unknown if i.path not in known]
+                raise ArgumentsInvalid(issues) from None
+        # Models nested in a signature keep their own `extra` setting (usually "ignore"), and a
+        # union member or a dict value is validated by such a model: a key it drops is found by
+        # comparing what was sent with what validation kept, and reported. The same walk finds
+        # a JSON boolean an enum or Literal took for the number 1 or 0.
+        if self._nested or any(type(v) is bool for v in args.values()):
+            extra = dropped_keys(args, m)
             if extra:
                 raise ArgumentsInvalid(extra)
         return dict(m.__dict__)
+
+    def _strict(self, args: dict[str, Any]) -> BaseModel:
+        """Validate `args` as the JSON the model sent, in strict mode: a value of another JSON
+        type is refused ("5" for an integer, 1 for a boolean), never converted, so the tool sees
+        what an independent JSON Schema check of the exported schema accepts; JSON's own
+        spellings (a date as a string, an enum by value, an array for a tuple) still apply."""
+        try:
+            text: bytes | None = to_json(args)
+        except (PydanticSerializationError, TypeError, ValueError):
+            text = None  # not plain JSON (a lone surrogate): validated as Python values
+        m: BaseModel = (
+            self._validate(args, strict=True)
+            if text is None
+            else self._validate_json(text, strict=True)
+        )
+        return m
+
+
+def _integral_floats(args: dict[str, Any], error: ValidationError) -> dict[str, Any] | None:
+    """`args` with each float that has no fractional part turned into an int where validation
+    wanted an integer, or None when there is none. JSON Schema counts 1.0 as an integer (and a
+    model may write it so); Pydantic's strict mode does not."""
+    fixed = copy.deepcopy(args)
+    changed = False
+    for err in error.errors(include_url=False):
+        value = err.get("input")
+        if err.get("type") != "int_type" or not isinstance(value, float):
+            continue
+        if not (math.isfinite(value) and value.is_integer()):
+            continue
+        parent: Any = None
+        key: Any = None
+        node: Any = fixed
+        for part in err.get("loc", ()):
+            # steps that are not keys or indexes of the value are union member labels
+            if _has_step(node, part):
+                parent, key, node = node, part, node[part]
+        if parent is not None and isinstance(node, float):
+            parent[key] = int(node)
+            changed = True
+    return fixed if changed else None
+
+
+def _has_step(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _field_keys(value: Any) -> tuple[dict[str, str], bool] | None:
+    """For a validated model or dataclass: sent key -> attribute name, and whether it keeps
+    extra keys; None for any other value."""
+    if isinstance(value, BaseModel) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    ):
+        return _class_keys(type(value))
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_keys(cls: Any) -> tuple[dict[str, str], bool]:
+    if not issubclass(cls, BaseModel):
+        return {f.name: f.name for f in dataclasses.fields(cls)}, False
+    keys: dict[str, str] = {}
+    for name, f in cls.model_fields.items():
+        keys[name] = name
+        for alias in (f.alias, f.validation_alias):
+            if isinstance(alias, str):
+                keys[alias] = name
+    return keys, cls.model_config.get("extra") == "allow"
+
+
+def dropped_keys(raw: Any, value: Any, path: tuple[str | int, ...] = ()) -> list[FieldIssue]:
+    """Keys of `raw` (the arguments as sent) that validation dropped on the way to `value` (the
+    validated result), at any depth: inside nested models, the chosen member of a union, the
+    values of a `dict[str, Model]`, list items and TypedDicts; and booleans that became
+    numbers (`true` is not the 1 of an `IntEnum` or a `Literal[1]` in JSON Schema)."""
+    if isinstance(raw, bool):
+        if isinstance(value, bool):
+            return []
+        return [
+            FieldIssue(
+                path,
+                "value",
+                "value is not one of the allowed values",
+                expected="one of the allowed values",
+                given=raw,
+                has_given=True,
+            )
+        ]
+    if isinstance(raw, dict):
+        keys = _field_keys(value)
+        if keys is not None:
+            names, keeps_extra = keys
+            out: list[FieldIssue] = []
+            for k, v in raw.items():
+                name = names.get(k)
+                if name is not None:
+                    out += dropped_keys(v, getattr(value, name, None), (*path, k))
+                elif not keeps_extra:
+                    out.append(_unknown((*path, k), v, set(names)))
+            return out
+        if isinstance(value, dict):
+            return _dropped_in_dict(raw, value, path)
+    if isinstance(raw, list) and isinstance(value, list | tuple) and len(raw) == len(value):
+        return [
+            i
+            for n, (r, v) in enumerate(zip(raw, value, strict=True))
+            for i in dropped_keys(r, v, (*path, n))
+        ]
+    return []
+
+
+def _dropped_in_dict(
+    raw: dict[str, Any], value: dict[Any, Any], path: tuple[str | int, ...]
+) -> list[FieldIssue]:
+    if len(raw) == len(value):  # same keys, possibly coerced (dict[int, X]): pair them in order
+        return [
+            i
+            for (k, r), v in zip(raw.items(), value.values(), strict=True)
+            for i in dropped_keys(r, v, (*path, k))
+        ]
+    if not all(isinstance(k, str) for k in value):
+        return []
+    out: list[FieldIssue] = []
+    for k, r in raw.items():
+        if k in value:
+            out += dropped_keys(r, value[k], (*path, k))
+        else:  # a TypedDict that ignores extra keys
+            out.append(_unknown((*path, k), r, set(value)))
+    return out
+
+
+def _unknown(path: tuple[str | int, ...], given: Any, siblings: typing.Iterable[str]) -> FieldIssue:
+    key = str(path[-1])
+    return FieldIssue(
+        path,
+        "unknown",
+        f"unknown parameter {key!r}",
+        given=given,
+        has_given=True,
+        suggestion=did_you_mean(key, siblings),
+    )
 
 
 def _has_object(s: Any) -> bool:
@@ -291,72 +484,75 @@ def _has_object(s: Any) -> bool:
     )
 
 
-def _resolve(s: Any, root: dict[str, Any]) -> Any:
-    seen = 0
-    while isinstance(s, dict) and "$ref" in s and seen < 32:
-        ref = s["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return {}
-        node: Any = root
-        for part in ref[2:].split("/"):
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        s = node
-        seen += 1
-    return s
-
-
 def find_unknown_keys(
     value: Any,
     schema: dict[str, Any],
     root: dict[str, Any] | None = None,
     path: tuple[Any, ...] = (),
 ) -> list[FieldIssue]:
-    """Keys in `value` that `schema` does not define (where it defines properties and does not
-    allow extras), at any depth. Used where a validator would silently ignore them."""
-    root = root if root is not None else schema
-    s = _resolve(schema, root)
-    if not isinstance(s, dict):
+    """Keys in `value` that `schema` does not define, at any depth: an object that lists
+    properties and does not say `additionalProperties` is closed. The values of a map
+    (`additionalProperties` holding a schema) are followed, and inside a union a key is unknown
+    only when no object member defines it. Used where a validator would ignore such keys."""
+    refs = Refs(root if root is not None else schema)
+    return _unknown_in(value, schema, refs, path, 0)
+
+
+def _unknown_in(
+    value: Any, schema: Any, refs: Refs, path: tuple[Any, ...], depth: int
+) -> list[FieldIssue]:
+    try:
+        s = refs.deref(schema)
+    except SchemaError:
         return []
+    if not isinstance(s, dict) or depth > MAX_DEPTH:
+        return []
+    if isinstance(value, list):
+        arrays = [b for b in _members(s, refs) if isinstance(b.get("items"), dict)]
+        if len(arrays) != 1:
+            return []
+        items = arrays[0]["items"]
+        return [
+            i
+            for n, v in enumerate(value)
+            for i in _unknown_in(v, items, refs, (*path, n), depth + 1)
+        ]
+    if not isinstance(value, dict):
+        return []
+    objects = [b for b in _members(s, refs) if isinstance(b.get("properties"), dict)]
+    if not objects:
+        maps = [b for b in _members(s, refs) if isinstance(b.get("additionalProperties"), dict)]
+        if len(maps) != 1:
+            return []
+        sub = maps[0]["additionalProperties"]
+        return [
+            i for k, v in value.items() for i in _unknown_in(v, sub, refs, (*path, k), depth + 1)
+        ]
     out: list[FieldIssue] = []
-    if isinstance(value, dict):
-        variants = [v for k in ("anyOf", "oneOf") for v in s.get(k, [])]
-        if variants:
-            objs = [
-                _resolve(v, root)
-                for v in variants
-                if isinstance(_resolve(v, root), dict) and "properties" in _resolve(v, root)
-            ]
-            if len(objs) == 1:
-                return find_unknown_keys(value, objs[0], root, path)
-            return out
-        props = s.get("properties")
-        if isinstance(props, dict):
-            addl = s.get("additionalProperties", False if path else s.get("additionalProperties"))
-            for k, v in value.items():
-                if k in props:
-                    out += find_unknown_keys(v, props[k], root, (*path, k))
-                elif addl is False or addl is None:
-                    out.append(
-                        FieldIssue(
-                            (*path, k),
-                            "unknown",
-                            f"unknown parameter {k!r}",
-                            given=v,
-                            has_given=True,
-                            suggestion=did_you_mean(k, props),
-                        )
-                    )
-    elif isinstance(value, list):
-        items = s.get("items")
-        if isinstance(items, dict):
-            for i, v in enumerate(value):
-                out += find_unknown_keys(v, items, root, (*path, i))
-        elif "anyOf" in s:
-            arrays = [
-                _resolve(v, root) for v in s["anyOf"] if _resolve(v, root).get("type") == "array"
-            ]
-            if len(arrays) == 1:
-                return find_unknown_keys(value, arrays[0], root, path)
+    for k, v in value.items():
+        known = [o for o in objects if k in o["properties"]]
+        if len(known) == 1:
+            out += _unknown_in(v, known[0]["properties"][k], refs, (*path, k), depth + 1)
+        elif not known and all(o.get("additionalProperties", False) is False for o in objects):
+            names = [n for o in objects for n in o["properties"]]
+            out.append(_unknown((*path, k), v, names))
+    return out
+
+
+def _members(s: dict[str, Any], refs: Refs) -> list[dict[str, Any]]:
+    """The alternatives a value may match: the union's members (references followed), or the
+    schema itself."""
+    branches = s.get("anyOf", s.get("oneOf"))
+    if not isinstance(branches, list):
+        return [s]
+    out: list[dict[str, Any]] = []
+    for b in branches:
+        try:
+            d = refs.deref(b)
+        except SchemaError:
+            continue
+        if isinstance(d, dict):
+            out.append(d)
     return out
 
 
@@ -404,33 +600,39 @@ def pydantic_issues(e: ValidationError, names: frozenset[str]) -> list[FieldIssu
         if typ == "missing":
             issues.append(FieldIssue(loc, "missing", "required parameter is missing"))
             continue
-        allowed: list[Any] | None = None
-        expected: str | None = None
-        kind = "value"
-        if typ in ("literal_error", "enum"):
-            exp = str(ctx.get("expected", ""))
-            allowed = _parse_expected_list(exp)
-            expected = "one of the allowed values"
-            msg = "value is not one of the allowed values"
-        elif typ.endswith("_type") or typ.endswith("_parsing"):
-            kind = "type"
-            base = typ.split("_")[0]
-            expected = _TYPE_WORDS.get(base, base)
-            if typ == "model_type" or typ == "dict_type":
-                expected = "an object"
-            msg = f"expected {expected}"
-        issues.append(
-            FieldIssue(
-                loc,
-                kind,
-                msg,
-                expected=expected,
-                given=inp,
-                has_given=True,
-                allowed=allowed,
-            )
-        )
+        issues.append(_value_issue(loc, typ, ctx, inp, msg))
     return issues
+
+
+def _value_issue(
+    loc: tuple[str | int, ...], typ: str, ctx: dict[str, Any], inp: Any, msg: str
+) -> FieldIssue:
+    """A wrong value, in words that never quote it (the value is `given`, which the renderer
+    masks and shortens): Pydantic's own message is kept only where it does not."""
+    allowed: list[Any] | None = None
+    expected: str | None = None
+    kind = "value"
+    if typ in ("literal_error", "enum"):
+        allowed = _parse_expected_list(str(ctx.get("expected", "")))
+        expected = "one of the allowed values"
+        msg = "value is not one of the allowed values"
+    elif typ == "union_tag_invalid":
+        allowed = _parse_expected_list(str(ctx.get("expected_tags", "")))
+        expected = "one of the allowed values"
+        field = str(ctx.get("discriminator", "")).strip("'") or "the tag"
+        msg = f"{field} is not one of the allowed values"
+        loc = (*loc, field) if field != "the tag" else loc
+        inp = inp.get(field) if isinstance(inp, dict) else inp
+    elif typ.endswith("_type") or typ.endswith("_parsing"):
+        kind = "type"
+        base = typ.split("_")[0]
+        expected = _TYPE_WORDS.get(base, base)
+        if typ == "model_type" or typ == "dict_type":
+            expected = "an object"
+        msg = f"expected {expected}"
+    elif len(msg) > 300:
+        msg = msg[:300] + "…"
+    return FieldIssue(loc, kind, msg, expected=expected, given=inp, has_given=True, allowed=allowed)
 
 
 def _parse_expected_list(exp: str) -> list[Any]:
@@ -453,28 +655,17 @@ def _parse_expected_list(exp: str) -> list[Any]:
 class JsonSchemaValidator:
     """Validator for tools declared by a raw JSON Schema (draft 2020-12).
 
-    The schema must describe an object; unless it says otherwise, unknown properties are refused
-    (`additionalProperties: false` is added) so that nothing is silently dropped.
+    The schema must describe an object. Unless it says otherwise, unknown properties are refused
+    at every level (`close_objects`) so that nothing is silently dropped, and every `$ref` must
+    resolve inside the schema: both are checked here, at registration, not on the first call.
     """
 
     __slots__ = ("_props", "_validator", "null_means_omitted", "param_names", "schema")
 
     def __init__(self, tool_name: str, schema: dict[str, Any]) -> None:
-        try:
-            import jsonschema
-        except ImportError as e:  # pragma: no cover - declared dependency
-            raise SchemaError("raw JSON Schema tools need the 'jsonschema' package") from e
-        if not isinstance(schema, dict):
-            raise SchemaError(f"tool {tool_name!r}: the schema must be a JSON object")
-        if schema.get("type", "object") != "object":
-            raise SchemaError(
-                f"tool {tool_name!r}: the parameters schema must have type 'object' "
-                f"(got {schema.get('type')!r}); wrap other values in a property"
-            )
-        s = dict(schema)
-        s["type"] = "object"
-        s.setdefault("properties", {})
-        s.setdefault("additionalProperties", False)
+        import jsonschema
+
+        s = _checked_raw_schema(tool_name, schema)
         try:
             jsonschema.Draft202012Validator.check_schema(s)
         except jsonschema.SchemaError as e:
@@ -482,6 +673,10 @@ class JsonSchemaValidator:
             raise SchemaError(
                 f"tool {tool_name!r}: invalid JSON Schema at {path}: {e.message}"
             ) from e
+        try:
+            check_refs(s)
+        except SchemaError as e:
+            raise SchemaError(f"tool {tool_name!r}: {e}") from None
         required = set(s.get("required", []))
         missing_req = sorted(required - set(s["properties"]))
         if missing_req and s.get("additionalProperties") is False:
@@ -492,10 +687,11 @@ class JsonSchemaValidator:
         self.schema = s
         self._props = s["properties"]
         self.param_names = frozenset(self._props)
+        refs = Refs(s)
         self.null_means_omitted = frozenset(
             k
             for k, v in self._props.items()
-            if k not in required and isinstance(v, dict) and not _schema_allows_null(v)
+            if k not in required and isinstance(v, dict) and not allows_null(v, refs)
         )
         self._validator = jsonschema.Draft202012Validator(s)
 
@@ -508,71 +704,102 @@ class JsonSchemaValidator:
             return args
         issues: list[FieldIssue] = []
         for err in errors:
-            loc = tuple(err.absolute_path)
-            v = err.validator
-            if v == "additionalProperties":
-                extra = [
-                    k for k in (err.instance or {}) if k not in err.schema.get("properties", {})
-                ]
-                for k in extra:
-                    sugg = did_you_mean(k, self.param_names) if not loc else None
-                    issues.append(
-                        FieldIssue(
-                            (*loc, k),
-                            "unknown",
-                            f"unknown parameter {k!r}",
-                            given=args.get(k) if not loc else None,
-                            has_given=not loc,
-                            suggestion=sugg,
-                        )
-                    )
-            elif v == "required":
-                for k in err.validator_value:
-                    if isinstance(err.instance, dict) and k not in err.instance:
-                        issues.append(
-                            FieldIssue((*loc, k), "missing", "required parameter is missing")
-                        )
-            elif v == "enum":
-                issues.append(
-                    FieldIssue(
-                        loc,
-                        "value",
-                        "value is not one of the allowed values",
-                        expected="one of the allowed values",
-                        given=err.instance,
-                        has_given=True,
-                        allowed=list(err.validator_value),
-                    )
-                )
-            elif v == "type":
-                exp = err.validator_value
-                word = (
-                    _TYPE_WORDS.get(str(exp), str(exp))
-                    if isinstance(exp, str)
-                    else " or ".join(map(str, exp))
-                )
-                issues.append(
-                    FieldIssue(
-                        loc,
-                        "type",
-                        f"expected {word}",
-                        expected=word,
-                        given=err.instance,
-                        has_given=True,
-                    )
-                )
-            else:
-                issues.append(
-                    FieldIssue(loc, "value", err.message, given=err.instance, has_given=True)
-                )
+            issues += _jsonschema_issues(err)
         raise ArgumentsInvalid(issues)
 
 
-def _schema_allows_null(s: dict[str, Any]) -> bool:
-    t = s.get("type")
-    if t == "null" or (isinstance(t, list) and "null" in t):
-        return True
-    for key in ("anyOf", "oneOf"):
-        if any(isinstance(x, dict) and _schema_allows_null(x) for x in s.get(key, [])):
-            return True
-    return "type" not in s and not any(k in s for k in ("anyOf", "oneOf", "$ref", "enum", "const"))
+def _checked_raw_schema(tool_name: str, schema: Any) -> dict[str, Any]:
+    """The schema as the validator uses it: an object at the root, closed at every level."""
+    if not isinstance(schema, dict):
+        raise SchemaError(f"tool {tool_name!r}: the schema must be a JSON object")
+    if schema.get("type", "object") != "object":
+        raise SchemaError(
+            f"tool {tool_name!r}: the parameters schema must have type 'object' "
+            f"(got {schema.get('type')!r}); wrap other values in a property"
+        )
+    s = dict(schema)
+    s["type"] = "object"
+    s.setdefault("properties", {})
+    s.setdefault("additionalProperties", False)
+    try:
+        return close_objects(s)
+    except SchemaError as e:
+        raise SchemaError(f"tool {tool_name!r}: {e}") from None
+
+
+def _jsonschema_issues(err: Any) -> list[FieldIssue]:
+    """One `jsonschema.ValidationError` as field issues."""
+    loc = tuple(err.absolute_path)
+    v = err.validator
+    if v == "additionalProperties":
+        props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        instance = err.instance if isinstance(err.instance, dict) else {}
+        return [_unknown((*loc, k), instance[k], props) for k in instance if k not in props]
+    if v == "required":
+        return [
+            FieldIssue((*loc, k), "missing", "required parameter is missing")
+            for k in err.validator_value
+            if isinstance(err.instance, dict) and k not in err.instance
+        ]
+    if v == "enum":
+        return [
+            FieldIssue(
+                loc,
+                "value",
+                "value is not one of the allowed values",
+                expected="one of the allowed values",
+                given=err.instance,
+                has_given=True,
+                allowed=list(err.validator_value),
+            )
+        ]
+    if v == "type":
+        exp = err.validator_value
+        word = (
+            _TYPE_WORDS.get(str(exp), str(exp))
+            if isinstance(exp, str)
+            else " or ".join(map(str, exp))
+        )
+        return [
+            FieldIssue(
+                loc, "type", f"expected {word}", expected=word, given=err.instance, has_given=True
+            )
+        ]
+    return [
+        FieldIssue(
+            loc, "value", _rule_message(v, err.validator_value), given=err.instance, has_given=True
+        )
+    ]
+
+
+# What each JSON Schema keyword asks for, in words built from the schema alone: jsonschema's own
+# messages quote the value, which may be a secret (masked elsewhere) or 30,000 characters long.
+_RULES = {
+    "pattern": "must match the pattern {}",
+    "minLength": "must be at least {} characters long",
+    "maxLength": "must be at most {} characters long",
+    "minimum": "must be at least {}",
+    "maximum": "must be at most {}",
+    "exclusiveMinimum": "must be greater than {}",
+    "exclusiveMaximum": "must be less than {}",
+    "multipleOf": "must be a multiple of {}",
+    "minItems": "must have at least {} items",
+    "maxItems": "must have at most {} items",
+    "uniqueItems": "items must be unique",
+    "minProperties": "must have at least {} entries",
+    "maxProperties": "must have at most {} entries",
+    "const": "must be {}",
+    "format": "must be a valid {}",
+    "anyOf": "does not match any of the allowed shapes",
+    "oneOf": "must match exactly one of the allowed shapes",
+    "not": "is a value this parameter does not accept",
+}
+
+
+def _rule_message(keyword: Any, value: Any) -> str:
+    template = _RULES.get(str(keyword))
+    if template is None:
+        return f"does not satisfy the schema's '{keyword}' rule"
+    shown = value if isinstance(value, str) and keyword in ("pattern", "format") else None
+    text = shown if shown is not None else json.dumps(value, ensure_ascii=False, default=str)
+    return template.format(text if len(text) <= 200 else text[:200] + "…")

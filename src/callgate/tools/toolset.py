@@ -55,10 +55,12 @@ class Toolset:
         self._filters: list[Filter] = []
         self._namespace = namespace
         self._generation = 0
-        # name -> (default tool, entry) for lock-free lookups on the hot path; rebuilt on change
+        # name -> (default tool, entry) for lock-free lookups on the hot path; kept up to date
+        # name by name on change
         self._index: dict[str, tuple[Tool, _Entry]] = {}
-        for t in tools:
-            self.register(t)
+        # the default version of every tool, in registration order; rebuilt after a change
+        self._defaults: list[tuple[Tool, _Entry]] | None = None
+        self.register_many(tools)
 
     # registration ------------------------------------------------------------------------
 
@@ -72,29 +74,71 @@ class Toolset:
         replace: bool = False,
     ) -> Tool:
         """Add a tool (or a new version of one). Returns the tool as registered (prefixed when
-        the toolset has a namespace)."""
-        if self._namespace:
-            tool = tool.renamed(f"{self._namespace}_{tool.name}")
-        version = tool.version or "1"
+        the toolset has a namespace). Constant time: only this name's index entry changes."""
+        (out,) = self.register_many(
+            [tool], tenants=tenants, roles=roles, default=default, replace=replace
+        )
+        return out
+
+    def register_many(
+        self,
+        tools: Iterable[Tool],
+        *,
+        tenants: Iterable[str] | None = None,
+        roles: Iterable[str] | None = None,
+        default: bool = True,
+        replace: bool = False,
+    ) -> list[Tool]:
+        """Add several tools at once, under one lock and one change of `generation`. All or
+        nothing: when one of them clashes with a registered tool (or with another in the
+        batch), none is added."""
+        tenant_set = frozenset(tenants) if tenants is not None else None
+        role_set = frozenset(roles) if roles is not None else None
+        named = [self._named(t) for t in tools]
         with self._lock:
-            entry = self._entries.get(tool.name)
-            if entry is None:
-                entry = _Entry()
-                self._entries[tool.name] = entry
-            elif version in entry.versions and not replace:
-                raise SchemaError(
-                    f"tool {tool.name!r} version {version!r} is already registered; "
-                    "pass replace=True to replace it or give it a new version"
-                )
-            entry.versions[version] = tool
-            if default or entry.default is None:
-                entry.default = version
-            if tenants is not None:
-                entry.tenants = frozenset(tenants)
-            if roles is not None:
-                entry.roles = frozenset(roles)
-            self._changed()
-        return tool
+            seen: set[tuple[str, str]] = set()
+            for t in named:
+                key = (t.name, t.version or "1")
+                entry = self._entries.get(t.name)
+                clash = entry is not None and key[1] in entry.versions and not replace
+                if clash or (key in seen and not replace):
+                    raise SchemaError(
+                        f"tool {t.name!r} version {key[1]!r} is already registered; "
+                        "pass replace=True to replace it or give it a new version"
+                    )
+                seen.add(key)
+            for t in named:
+                self._add(t, tenant_set, role_set, default)
+            self._changed(t.name for t in named)
+        return named
+
+    def _named(self, tool: Tool) -> Tool:
+        if not hasattr(tool, "spec"):
+            raise TypeError(
+                f"a toolset holds Tool objects, got {type(tool).__name__}; decorate the "
+                "function with @tool or build it with Tool.from_function"
+            )
+        return tool.renamed(f"{self._namespace}_{tool.name}") if self._namespace else tool
+
+    def _add(
+        self,
+        tool: Tool,
+        tenants: frozenset[str] | None,
+        roles: frozenset[str] | None,
+        default: bool,
+    ) -> None:
+        version = tool.version or "1"
+        entry = self._entries.get(tool.name)
+        if entry is None:
+            entry = _Entry()
+            self._entries[tool.name] = entry
+        entry.versions[version] = tool
+        if default or entry.default is None:
+            entry.default = version
+        if tenants is not None:
+            entry.tenants = tenants
+        if roles is not None:
+            entry.roles = roles
 
     def unregister(self, name: str, version: str | None = None) -> None:
         with self._lock:
@@ -109,7 +153,7 @@ class Toolset:
                     del self._entries[name]
                 elif entry.default == version:
                     entry.default = max(entry.versions, key=version_key)
-            self._changed()
+            self._changed([name])
 
     def set_default_version(self, name: str, version: str) -> None:
         with self._lock:
@@ -117,13 +161,13 @@ class Toolset:
             if version not in entry.versions:
                 raise KeyError(f"{name}@{version}")
             entry.default = version
-            self._changed()
+            self._changed([name])
 
     def deprecate(self, name: str, version: str, note: str) -> None:
         with self._lock:
             t = self._entries[name].versions[version]
             t.deprecated = note
-            self._changed()
+            self._changed([name])
 
     # run-time switches -------------------------------------------------------------------
 
@@ -141,7 +185,7 @@ class Toolset:
             for n in names:
                 self._entries[n].enabled = on
                 self._entries[n].disabled_note = note
-            self._changed()
+            self._changed(names)
         return names
 
     def add_filter(self, f: Filter) -> None:
@@ -149,13 +193,19 @@ class Toolset:
         unknown to that run."""
         with self._lock:
             self._filters.append(f)
-            self._changed()
+            self._changed(())
 
-    def _changed(self) -> None:
+    def _changed(self, names: Iterable[str]) -> None:
+        """Record a change: bump `generation`, refresh the index entries of `names` only (so
+        registering n tools costs O(n), not O(n^2)) and drop the cached default list."""
         self._generation += 1
-        self._index = {
-            n: (e.versions[e.default], e) for n, e in self._entries.items() if e.default is not None
-        }
+        for n in names:  # single-key updates: lock-free readers see old or new, never half
+            e = self._entries.get(n)
+            if e is None or e.default is None:
+                self._index.pop(n, None)
+            else:
+                self._index[n] = (e.versions[e.default], e)
+        self._defaults = None
 
     # queries -----------------------------------------------------------------------------
 
@@ -175,15 +225,16 @@ class Toolset:
 
     def visible(self, ctx: RunContext) -> list[Tool]:
         """Enabled default versions this run may see."""
-        out: list[Tool] = []
         with self._lock:
-            for entry in self._entries.values():
-                if not entry.enabled or entry.default is None:
-                    continue
-                t = entry.versions[entry.default]
-                if self._allowed(entry, t, ctx):
-                    out.append(t)
-        return out
+            defaults = self._defaults
+            if defaults is None:
+                defaults = [
+                    (e.versions[e.default], e)
+                    for e in self._entries.values()
+                    if e.default is not None
+                ]
+                self._defaults = defaults
+            return [t for t, e in defaults if e.enabled and self._allowed(e, t, ctx)]
 
     def resolve(self, name: str, ctx: RunContext) -> tuple[Tool | None, str | None]:
         """Find the tool a call means for this run.

@@ -1,18 +1,35 @@
-"""Approval stores: memory (in `callgate.approvals.service`), SQLite and PostgreSQL."""
+"""Approval stores: memory, SQLite and PostgreSQL, and the one factory that opens them.
+
+Each backend imports only `callgate.approvals.model`; this factory imports the database ones
+lazily so a process that keeps approvals in SQLite never needs a PostgreSQL driver.
+"""
 
 from __future__ import annotations
 
-from callgate.approvals.service import ApprovalStore
+import os
+
+from callgate._storage import parse_target
+from callgate.approvals.model import ApprovalStore
+from callgate.approvals.stores.memory import MemoryApprovalStore
+
+__all__ = ["MemoryApprovalStore", "open_approval_store"]
 
 
-def open_approval_store(target: str) -> ApprovalStore:
-    """A store from a location: ``postgresql://...`` (or ``postgres://``) for PostgreSQL, a file
-    path (or ``sqlite:///path``) for SQLite."""
-    if target.startswith(("postgresql://", "postgres://")):
+def open_approval_store(
+    target: str | os.PathLike[str], *, must_exist: bool = False
+) -> ApprovalStore:
+    """A store from a location (see `callgate._storage.parse_target`): ``:memory:``, a SQLite
+    path or ``sqlite:///path``, or a ``postgresql://`` DSN. With `must_exist`, a store that does
+    not exist yet is an error (`callgate._storage.StoreNotFoundError`) instead of being created."""
+    where = parse_target(target)
+    if where.kind == "memory":
+        return MemoryApprovalStore()
+    if where.kind == "postgres":
         from callgate.approvals.stores.postgres import PgApprovalStore
 
-        return PgApprovalStore(target)
-    from callgate.approvals.stores.sqlite import SqliteApprovalStore
+        return PgApprovalStore(where.location, must_exist=must_exist)
+    if where.kind == "sqlite":
+        from callgate.approvals.stores.sqlite import SqliteApprovalStore
 
-    path = target.removeprefix("sqlite:///") if target.startswith("sqlite:///") else target
-    return SqliteApprovalStore(path)
+        return SqliteApprovalStore(where.location, must_exist=must_exist)
+    raise ValueError(f"approvals cannot be kept in {where.kind}; use SQLite or PostgreSQL")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import re
 import threading
-from collections.abc import Collection, Mapping
 from typing import Any
 
 import psycopg
@@ -18,45 +17,21 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from callgate.approvals.service import FIELD_NAMES, ApprovalRequest, check_changes
+from callgate._storage import StoreNotFoundError, pg_table_exists
+from callgate.approvals.model import FIELD_NAMES, ApprovalRequest, StoreBase, Transition
+from callgate.approvals.stores._sql import schema
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOCK_KEY = 0x63_67_61_70  # "cgap": serialises CREATE TABLE between workers
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS {table} (
-    id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    version TEXT,
-    arguments JSONB NOT NULL,
-    args_hash TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    requested_by TEXT,
-    tenant TEXT,
-    created_at DOUBLE PRECISION NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL,
-    status TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at DOUBLE PRECISION,
-    comment TEXT,
-    claimed_by TEXT,
-    claimed_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    result_summary TEXT,
-    UNIQUE (run_id, call_id, args_hash)
-);
-CREATE INDEX IF NOT EXISTS {index} ON {table} (status, created_at);
-"""
 
+class PgApprovalStore(StoreBase):
+    """`ApprovalStore` on PostgreSQL. `table` lets several applications share a database;
+    `must_exist` refuses a database without the table instead of creating it."""
 
-class PgApprovalStore:
-    """`ApprovalStore` on PostgreSQL. `table` lets several applications share a database."""
-
-    def __init__(self, dsn: str, *, table: str = "callgate_approvals") -> None:
+    def __init__(
+        self, dsn: str, *, table: str = "callgate_approvals", must_exist: bool = False
+    ) -> None:
         if not _IDENT.match(table):
             raise ValueError(f"table name {table!r} is not a plain SQL identifier")
         self.dsn = dsn
@@ -66,13 +41,15 @@ class PgApprovalStore:
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         with self._lock:
             conn = self._connection()
+            if must_exist:
+                if not pg_table_exists(conn, f'"{table}"'):
+                    conn.close()
+                    raise StoreNotFoundError(f"the database has no table {table!r}")
+                return
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                conn.execute(
-                    sql.SQL(_SCHEMA).format(
-                        table=self._table, index=sql.Identifier(f"{table}_status")
-                    )
-                )
+                for statement in schema(table, postgres=True):
+                    conn.execute(statement)
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         """The shared connection, reopened if the server dropped it."""
@@ -136,32 +113,26 @@ class PgApprovalStore:
             )
         return [ApprovalRequest.from_dict(r) for r in rows]
 
-    def transition(
-        self,
-        approval_id: str,
-        expect: Collection[str],
-        status: str,
-        changes: Mapping[str, Any] | None = None,
-        *,
-        unexpired_at: float | None = None,
-    ) -> ApprovalRequest | None:
-        fields = check_changes(changes)
+    def _apply(self, change: Transition) -> ApprovalRequest | None:
         sets = sql.SQL(", ").join(
             [
                 sql.SQL("status = %(__status)s"),
-                *(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in fields),
+                *(
+                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k))
+                    for k in change.changes
+                ),
             ]
         )
         cond: sql.SQL | sql.Composed = sql.SQL("id = %(__id)s AND status = ANY(%(__expect)s)")
         params: dict[str, Any] = {
-            **fields,
-            "__status": status,
-            "__id": approval_id,
-            "__expect": list(expect),
+            **change.changes,
+            "__status": change.status,
+            "__id": change.approval_id,
+            "__expect": list(change.expect),
         }
-        if unexpired_at is not None:
+        if change.unexpired_at is not None:
             cond = sql.SQL("{} AND expires_at > %(__now)s").format(cond)
-            params["__now"] = unexpired_at
+            params["__now"] = change.unexpired_at
         query = sql.SQL("UPDATE {t} SET {sets} WHERE {cond} RETURNING {cols}").format(
             t=self._table, sets=sets, cond=cond, cols=self._cols
         )

@@ -12,41 +12,18 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from callgate.approvals.service import FIELD_NAMES, ApprovalRequest, check_changes
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS callgate_approvals (
-    id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    version TEXT,
-    arguments TEXT NOT NULL,
-    args_hash TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    requested_by TEXT,
-    tenant TEXT,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    status TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at REAL,
-    comment TEXT,
-    claimed_by TEXT,
-    claimed_at REAL,
-    finished_at REAL,
-    result_summary TEXT,
-    UNIQUE (run_id, call_id, args_hash)
-);
-CREATE INDEX IF NOT EXISTS callgate_approvals_status
-    ON callgate_approvals (status, created_at);
-"""
+from callgate._storage import StoreNotFoundError, connect_sqlite, sqlite_table_exists
+from callgate.approvals.model import (
+    FIELD_NAMES,
+    ApprovalRequest,
+    StoreBase,
+    Transition,
+    encode_arguments,
+)
+from callgate.approvals.stores._sql import schema
 
 _COLUMNS = ", ".join(FIELD_NAMES)
 
@@ -57,27 +34,29 @@ def _row_to_request(row: sqlite3.Row) -> ApprovalRequest:
     return ApprovalRequest.from_dict(data)
 
 
-class SqliteApprovalStore:
-    """`ApprovalStore` on a SQLite file (created on first use)."""
+class SqliteApprovalStore(StoreBase):
+    """`ApprovalStore` on a SQLite file, created on first use unless `must_exist` (read-only
+    tools: a missing file or a file without approvals is an error, not a new empty store)."""
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout_s: float = 10.0, must_exist: bool = False
+    ) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-        )
+        self._db = connect_sqlite(self.path, timeout_s=timeout_s, must_exist=must_exist)
         self._db.row_factory = sqlite3.Row
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError:
+            if not must_exist:
+                self._db.executescript(";\n".join(schema("callgate_approvals", postgres=False)))
+            elif not sqlite_table_exists(self._db, "callgate_approvals"):
+                raise StoreNotFoundError(f"{self.path!r} holds no approval requests")
+        except (sqlite3.DatabaseError, StoreNotFoundError):
             self._db.close()
             raise
 
     def add(self, request: ApprovalRequest) -> ApprovalRequest:
         values = request.to_dict()
-        values["arguments"] = json.dumps(values["arguments"], ensure_ascii=False, sort_keys=True)
+        values["arguments"] = encode_arguments(values["arguments"])
         marks = ", ".join(f":{n}" for n in FIELD_NAMES)
         with self._lock:
             self._db.execute(
@@ -119,25 +98,18 @@ class SqliteApprovalStore:
             rows = self._db.execute(sql, (*params, max(0, int(limit)))).fetchall()
         return [_row_to_request(r) for r in rows]
 
-    def transition(
-        self,
-        approval_id: str,
-        expect: Collection[str],
-        status: str,
-        changes: Mapping[str, Any] | None = None,
-        *,
-        unexpired_at: float | None = None,
-    ) -> ApprovalRequest | None:
-        fields = check_changes(changes)
-        expect = list(expect)
-        if not expect:
-            return None
-        sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
-        where = f"id = ? AND status IN ({', '.join('?' for _ in expect)})"
-        params: list[Any] = [status, *fields.values(), approval_id, *expect]
-        if unexpired_at is not None:
+    def _apply(self, change: Transition) -> ApprovalRequest | None:
+        sets = ", ".join(["status = ?", *(f"{k} = ?" for k in change.changes)])
+        where = f"id = ? AND status IN ({', '.join('?' for _ in change.expect)})"
+        params: list[Any] = [
+            change.status,
+            *change.changes.values(),
+            change.approval_id,
+            *change.expect,
+        ]
+        if change.unexpired_at is not None:
             where += " AND expires_at > ?"
-            params.append(unexpired_at)
+            params.append(change.unexpired_at)
         with self._lock:
             # fetchall: the statement must run to completion so its implicit transaction
             # commits (and releases the write lock) before we return.

@@ -1,16 +1,50 @@
-"""Audit stores: memory (in `callgate.audit.log`), SQLite and PostgreSQL."""
+"""Audit stores: memory, SQLite and PostgreSQL, and the one factory that opens them.
+
+Each backend imports only `callgate.audit.record`; this factory imports the database ones lazily
+so a process that audits to SQLite never needs a PostgreSQL driver.
+"""
 
 from __future__ import annotations
 
-from callgate.audit.log import AuditStore
+import os
+
+from callgate._storage import parse_target
+from callgate.audit.record import AuditStore
+from callgate.audit.stores.memory import MemoryAuditStore
+
+__all__ = ["MemoryAuditStore", "open_audit_store"]
 
 
-def open_store(target: str) -> AuditStore:
-    """A store for a SQLite file path or a PostgreSQL DSN."""
-    if target.startswith(("postgresql://", "postgres://")) or "dbname=" in target:
+def open_audit_store(
+    target: str | os.PathLike[str],
+    *,
+    checkpoint_every: int = 100,
+    checkpoint_key: bytes | None = None,
+    must_exist: bool = False,
+) -> AuditStore:
+    """A store from a location (see `callgate._storage.parse_target`): ``:memory:``, a SQLite
+    path or ``sqlite:///path``, or a PostgreSQL DSN. Checkpoints of the head are written every
+    `checkpoint_every` records and when a writer closes, signed with `checkpoint_key` if given.
+    With `must_exist`, a log that does not exist is an error (`StoreNotFoundError`)."""
+    where = parse_target(target)
+    if where.kind == "memory":
+        return MemoryAuditStore(checkpoint_every=checkpoint_every, checkpoint_key=checkpoint_key)
+    if where.kind == "postgres":
         from callgate.audit.stores.postgres import PgAuditStore
 
-        return PgAuditStore(target)
-    from callgate.audit.stores.sqlite import SqliteAuditStore
+        return PgAuditStore(
+            where.location,
+            checkpoint_every=checkpoint_every,
+            checkpoint_key=checkpoint_key,
+            must_exist=must_exist,
+        )
+    if where.kind == "sqlite":
+        from callgate.audit.stores.sqlite import SqliteAuditStore
 
-    return SqliteAuditStore(target)
+        return SqliteAuditStore(
+            where.location,
+            checkpoint_every=checkpoint_every,
+            checkpoint_key=checkpoint_key,
+            must_exist=must_exist,
+        )
+    raise ValueError(f"an audit log cannot be kept in {where.kind}; use SQLite or PostgreSQL")

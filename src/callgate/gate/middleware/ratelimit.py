@@ -12,7 +12,7 @@ quota of the others. Denied calls consume nothing.
 
 A refused call raises `ToolDenied` with a message the model can act on, e.g. "rate limit: at
 most 5 calls of send_email per minute for this user; try again in 12 s", and the wait in seconds
-in `detail["retry_after"]` (also put in `inv.state["rate_limit"]`, so it reaches the audit log).
+in `detail["retry_after"]` (also put in `inv.rate_limit`, so it reaches the audit log).
 
 Backends: `MemoryRateLimitBackend` (default, one process) and
 `callgate.gate.middleware.ratelimit_redis.RedisRateLimitBackend` (many processes, one Lua script per
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from callgate.errors import ToolDenied
-from callgate.gate.protocols import Invocation, Next
+from callgate.gate.protocols import Invocation, Next, RateLimitHit
 from callgate.messages import ToolResult
 
 Scope = Literal["user", "tenant", "global"]
@@ -214,7 +214,7 @@ class RateLimiter:
         if not verdict.allowed:
             lim = pairs[verdict.failed][0]
             retry = verdict.retry_after
-            inv.state["rate_limit"] = {"limit": lim.ident, "retry_after": retry}
+            inv.rate_limit = RateLimitHit(lim.ident, retry)
             raise ToolDenied(
                 denial_message(lim, inv.tool.name, retry),
                 rule=f"ratelimit:{lim.ident}",

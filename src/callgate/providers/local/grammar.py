@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callgate.errors import SchemaError
+from callgate.jsonschema import Refs
 
 __all__ = [
     "CallGrammar",
@@ -99,9 +100,10 @@ class GrammarBuilder:
     max_string: int = DEFAULT_MAX_STRING
     max_items: int = DEFAULT_MAX_ITEMS
     rules: dict[str, str] = field(default_factory=dict)
-    _defs: dict[str, Any] = field(default_factory=dict)
+    _refs: Refs = field(default_factory=lambda: Refs({}))
     _def_rules: dict[str, str] = field(default_factory=dict)
     _used_primitives: set[str] = field(default_factory=set)
+    _span_rules: dict[str, str] = field(default_factory=dict)
 
     # --- naming -------------------------------------------------------------------------------
 
@@ -153,9 +155,10 @@ class GrammarBuilder:
     # --- schema compilation -------------------------------------------------------------------
 
     def set_defs(self, schema: dict[str, Any]) -> None:
-        defs = schema.get("$defs") or schema.get("definitions") or {}
-        if isinstance(defs, dict):
-            self._defs.update(defs)
+        """Resolve the `$ref`s met from now on against `schema` (the one rule of
+        `callgate.jsonschema`); each tool's definitions stay its own."""
+        self._refs = Refs(schema)
+        self._def_rules = {}
 
     def schema_rule(self, schema: Any, hint: str) -> str:
         """Compile one schema node and return the name of a rule matching its JSON values."""
@@ -166,6 +169,8 @@ class GrammarBuilder:
         if not isinstance(schema, dict):
             raise SchemaError(f"{hint}: schema nodes must be objects, got {type(schema).__name__}")
 
+        if "x-spans" in schema:
+            return self._spans(schema["x-spans"], hint)
         if "$ref" in schema:
             return self._ref(str(schema["$ref"]), hint)
         if "const" in schema:
@@ -280,16 +285,45 @@ class GrammarBuilder:
                 first[i] = self.add(f"{hint}-f{i}", f"{kv} {nxt} | {alt}".replace("  ", " "))
         return self.add(hint, f'"{{" {first[0]} "}}"')
 
+    def _spans(self, spec: Any, hint: str) -> str:
+        """A JSON string whose content is a contiguous run of words of a text, or one of a few
+        whole values. `spec` is `{"chains": [[[word, separator], ...], ...], "values": [...]}`:
+        each chain is a text cut into words, each with the separator that follows it. Rule
+        `c_i` is "word i, optionally followed by its separator and c_i+1", so the alternatives
+        of all `c_i` are exactly the runs that start at a word boundary. Shared by every
+        parameter that uses the same spec (compiled once per grammar)."""
+        key = json.dumps(spec, sort_keys=True)
+        if key in self._span_rules:
+            return self._span_rules[key]
+        alts: list[str] = []
+        for chain in spec.get("chains", []):
+            names = [self._name(f"{hint}-w{i}") for i in range(len(chain))]
+            for i, (word, sep) in enumerate(chain):
+                body = _json_inner_literal(word)
+                if i + 1 < len(chain):
+                    # a word with digits (a date, an id, an amount) may start or continue a
+                    # run but not end it: alone it is some other parameter's value
+                    opt = "" if _HAS_DIGIT.search(word) else "?"
+                    body += f" ( {_json_inner_literal(sep)} {names[i + 1]} ){opt}"
+                self.rules[names[i]] = body
+            alts += [n for n, (w, _) in zip(names, chain, strict=True) if not _alone(w, chain)]
+        alts += [_json_inner_literal(v) for v in spec.get("values", [])]
+        if not alts:
+            return self.string_rule(None, None)
+        name = self.add(f"{hint}-span", '"\\"" ( ' + " | ".join(alts) + ' ) "\\""')
+        self._span_rules[key] = name
+        return name
+
     def _deref(self, node: Any) -> Any:
         if isinstance(node, dict) and "$ref" in node:
             return self._lookup(str(node["$ref"]))
         return node
 
     def _lookup(self, ref: str) -> Any:
-        m = re.fullmatch(r"#/(?:\$defs|definitions)/(.+)", ref)
-        if not m or m.group(1) not in self._defs:
-            raise SchemaError(f"unresolvable $ref {ref!r} (only local #/$defs/... are supported)")
-        return self._defs[m.group(1)]
+        try:
+            return self._refs.resolve(ref)
+        except SchemaError as e:
+            raise SchemaError(f"unresolvable reference: {e}") from None
 
     def _ref(self, ref: str, hint: str) -> str:
         if ref in self._def_rules:
@@ -311,6 +345,19 @@ class GrammarBuilder:
             if p not in self.rules:
                 lines.append(f"{p} ::= {_PRIMITIVES[p]}")
         return "\n".join(lines) + "\n"
+
+
+_HAS_DIGIT = re.compile(r"\d")
+
+
+def _alone(word: str, chain: Sequence[Sequence[str]]) -> bool:
+    """A digit word that ends its chain could only start a one-word run of itself."""
+    return bool(_HAS_DIGIT.search(word)) and word == chain[-1][0]
+
+
+def _json_inner_literal(text: str) -> str:
+    """The GBNF literal of `text` as it appears inside a JSON string (escaped, no quotes)."""
+    return gbnf_literal(json.dumps(text, ensure_ascii=False)[1:-1])
 
 
 def _non_negative(schema: dict[str, Any]) -> bool:

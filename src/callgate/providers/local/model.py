@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from callgate.errors import ModelError, SchemaError
 from callgate.messages import Message, StopReason, ToolCall, Usage
@@ -55,6 +55,17 @@ from callgate.models import (
     ToolCallStarted,
 )
 from callgate.providers.local.grammar import compile_call_grammar
+from callgate.providers.local.values import (
+    Candidates,
+    Number,
+    answer_grammar,
+    answer_values,
+    answer_words,
+    conversation_numbers,
+    fillable,
+    ground_schema,
+    unused_numbers,
+)
 from callgate.tools.definition import ToolSpec
 
 # The llama.cpp build uses OpenMP; spinning waits make generation ~100x slower on a shared box.
@@ -75,11 +86,9 @@ _TOOLS_INTRO = (
     "You can call functions. To call functions, reply only with {open}[...]{close}, a JSON "
     'list holding one {{"name": ..., "arguments": {{...}}}} object per call. When the request '
     "asks for several things, make one call for each of them. Take argument values from the "
-    "request. If no function fits the request, say so in plain words instead.{extra}\n"
+    "request. If no function fits the request, say so in plain words instead.\n"
     "The functions, with their JSON Schema parameters:\n<tools>{tools}</tools>"
 )
-_TOOLS_REQUIRED = " You must call at least one function."
-_TOOLS_NAMED = " You must call the function {name}."
 
 
 def default_model_path() -> str:
@@ -123,12 +132,47 @@ class _Call:
 
 @dataclass(slots=True)
 class _Outcome:
+    """What one turn produced and spent. `limit` is the request's `max_tokens`; every token
+    generated (kept calls, discarded drafts, text) counts against it, so `output_tokens` never
+    exceeds it."""
+
+    limit: int
     text: str = ""
     calls: list[_Call] = field(default_factory=list)
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     output_tokens: int = 0
-    stop: StopReason = "end_turn"
+    truncated: bool = False
+    pending: _Call | None = None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def budget(self) -> int:
+        return self.limit - self.output_tokens
+
+    def spend(self, tokens: Sequence[int], extra: int = 0) -> None:
+        self.output_tokens += len(tokens) + extra
+
+
+@dataclass(slots=True)
+class _TurnState:
+    """What deciding between calls needs: calls already made since the user last spoke, the
+    conversation's text (for grounding), the visible tools and the most calls allowed."""
+
+    seen: set[tuple[str, str]]
+    request_text: str
+    by_name: dict[str, ToolSpec]
+    max_calls: int
+    #: most tokens a further call may take: the first call's length plus a margin. Another
+    #: call for the next item needs about as many; a draft that runs on is filling a string
+    #: or an array with repeats, and is cut instead of spending the whole budget.
+    draft_cap: int = 64
+    #: whether the user's request lists several things (see `_lists_several`); a request that
+    #: does not is served by one call, and no further call is drafted
+    listing: bool = True
+    #: each visible tool's schema as `ground_schema` narrowed it, and the numbers the user wrote
+    grounded: dict[str, Any] = field(default_factory=dict)
+    user_numbers: list[float] = field(default_factory=list)
 
 
 Emit = Callable[[ModelStreamEvent], None]
@@ -164,6 +208,13 @@ class LocalModel:
       one, they invent its arguments. 0 disables the check.
     - `explore`: when greedy decoding drafts a further call that only repeats an earlier one,
       how many sampled alternatives (seeded, so still reproducible) to try before stopping.
+    - `answer_style`: "sentence" (default) makes a text answer in a conversation with tools one
+      plain sentence that mentions a value the tools returned, when they returned any; "free"
+      lets the model write as it likes (fine for larger models).
+    - `copy_strings`: free-text string arguments (no enum, pattern or format) must be a run of
+      the user's words or a string a tool returned. Right for assistants that act on what the
+      user said (a 135M model otherwise copies text from the tool descriptions); wrong where
+      values must be rephrased (a currency name turned into its code), so off by default.
     """
 
     def __init__(
@@ -180,6 +231,8 @@ class LocalModel:
         abstain_bias: float = 0.0,
         min_grounding: float = 0.25,
         explore: int = 0,
+        answer_style: Literal["sentence", "free"] = "sentence",
+        copy_strings: bool = False,
     ) -> None:
         if n_ctx < 256:
             raise ValueError("n_ctx must be at least 256")
@@ -210,6 +263,8 @@ class LocalModel:
         self._abstain_bias = abstain_bias
         self._min_grounding = min_grounding
         self._explore = explore
+        self._answer_style = answer_style
+        self._copy_strings = copy_strings
         self._seed = seed
         self._lock = threading.Lock()
         self._render = self._make_renderer(chat_format)
@@ -269,14 +324,20 @@ class LocalModel:
         with self._lock:
             out = self._turn(req, emit, cancel)
         calls = [ToolCall(f"call_{i}", c.name, c.arguments) for i, c in enumerate(out.calls)]
+        stop: StopReason = "tool_calls" if calls else "end_turn"
+        if out.truncated and not calls:
+            stop = "max_tokens"
         resp = ModelResponse(
             message=Message.assistant(out.text, calls),
             usage=Usage(
-                input_tokens=out.prompt_tokens, output_tokens=out.output_tokens, requests=1
+                input_tokens=out.prompt_tokens,
+                output_tokens=out.output_tokens,
+                cache_read_tokens=out.cached_tokens,
+                requests=1,
             ),
-            stop_reason="tool_calls" if calls else out.stop,
+            stop_reason=stop,
             model=self.name,
-            raw={"decisions": out.decisions},
+            raw={"decisions": out.decisions, "truncated": out.truncated},
         )
         if emit is not None:
             emit(ResponseFinished(resp))
@@ -286,107 +347,187 @@ class LocalModel:
         self, req: ModelRequest, emit: Emit | None, cancel: threading.Event | None
     ) -> _Outcome:
         tools, mode = self._visible(req)
-        prompt = self._render(self._messages(req, tools, mode))
+        # The prompt lists every tool of the request whatever the mode: the mode is enforced
+        # by the grammar, and an identical prompt prefix is what lets llama.cpp reuse its KV
+        # cache from one turn to the next (a "required" first turn, an "auto" second one).
+        prompt = self._render(self._messages(req, list(req.tools)))
         tokens = self._tokenize(prompt)
         limit = min(req.max_tokens or self._max_tokens, self._max_tokens)
-        out = _Outcome(prompt_tokens=len(tokens))
+        out = _Outcome(prompt_tokens=len(tokens), limit=limit)
+        out.cached_tokens = self._cached_prefix(tokens)
         if len(tokens) + min(limit, 64) > self._llm.n_ctx():
             raise ModelError(
                 f"the prompt has {len(tokens)} tokens and does not fit the context window "
                 f"({self._llm.n_ctx()}); raise n_ctx or send fewer tools/messages"
             )
+        answer = self._answer_grammar(req)
         if mode == "text":
-            self._text(tokens, limit, out, emit, cancel)
+            self._text(tokens, answer, out, emit, cancel)
             return out
-        seen = self._calls_this_turn(req.messages)
         head = tokens + self._tokenize(CALL_OPEN + "[")
+        listing = _lists_several(req.messages)
+        if mode == "auto" and not listing and _served(req.messages):
+            # one thing was asked and a tool has answered it: time to answer, not to call
+            out.decisions.append({"answer": "a one-clause request already served"})
+            self._text(tokens, answer, out, emit, cancel)
+            return out
         if mode == "auto":
             p_call = self._p_call(head)
             out.decisions.append({"p_call": p_call})
             if p_call < 0.5:
-                self._text(tokens, limit, out, emit, cancel)
+                self._text(tokens, answer, out, emit, cancel)
                 return out
-        max_calls = self._max_calls if req.parallel_tool_calls else 1
-        specs = [(t.name, t.parameters) for t in tools]
+        found = Candidates.from_messages(req.messages)
+        if mode in ("auto", "required"):
+            usable = [t for t in tools if fillable(t.parameters, found)]
+            if usable and len(usable) < len(tools):
+                out.decisions.append({"set_aside": [t.name for t in tools if t not in usable]})
+                tools = usable
+        specs = [
+            (t.name, ground_schema(t.parameters, found, copy_strings=self._copy_strings))
+            for t in tools
+        ]
         grammars = [compile_call_grammar(specs, prefix=p).text for p in ("", " ")]
-        request_text = _conversation_text(req)
-        by_name = {t.name: t for t in tools}
-        ctx = list(head)
-        budget = limit
-        # the first call
-        gen, text, hit = self._generate(ctx, grammars[0], budget, None, cancel)
-        budget -= len(gen)
-        out.output_tokens += len(gen)
-        if hit:
-            out.stop = "max_tokens"
+        turn = _TurnState(
+            seen=self._calls_this_turn(req.messages),
+            request_text=_conversation_text(req),
+            by_name={t.name: t for t in tools},
+            max_calls=self._max_calls if req.parallel_tool_calls else 1,
+            listing=listing,
+            grounded=dict(specs),
+            user_numbers=[n.value for n in _user_numbers(req.messages)],
+        )
+        ctx = self._first_call(head, grammars[0], mode, turn, out, cancel)
+        if ctx is None:
+            if not out.truncated:
+                self._text(tokens, answer, out, emit, cancel)
             return out
+        self._more_calls(ctx, grammars[1], turn, out, emit, cancel)
+        return out
+
+    def _first_call(
+        self,
+        head: list[int],
+        grammar: str,
+        mode: str,
+        turn: _TurnState,
+        out: _Outcome,
+        cancel: threading.Event | None,
+    ) -> list[int] | None:
+        """Decode the first call; None when the turn has no call (cut by `max_tokens`, or,
+        under "auto", a repeat of a call already answered or a call with invented values)."""
+        gen, text, hit = self._generate(head, grammar, out.budget, None, cancel)
+        out.spend(gen)
+        if hit:
+            out.truncated = True
+            return None
         call = self._parse_call(text)
+        call, gen = self._use_user_numbers(call, gen, head, turn, out, cancel)
         if mode == "auto":
-            if call.key in seen:
+            if call.key in turn.seen:
                 # The model wants to repeat a call whose result it has: it is done calling.
                 out.decisions.append({"dropped": text, "why": "repeats an earlier call"})
-                self._text(tokens, limit, out, emit, cancel)
-                return out
-            share = _grounded_share(call, by_name[call.name].parameters, request_text)
+                return None
+            share = _grounded_share(call, turn.by_name[call.name].parameters, turn.request_text)
             out.decisions.append({"grounded": share})
             if share is not None and share < self._min_grounding:
                 out.decisions.append({"dropped": text, "why": "arguments not grounded"})
-                self._text(tokens, limit, out, emit, cancel)
-                return out
-        ctx = ctx + gen
-        while True:
-            seen.add(call.key)
+                return None
+        out.pending = call
+        turn.draft_cap = len(gen) + 8
+        return head + gen
+
+    def _use_user_numbers(
+        self,
+        call: _Call,
+        gen: list[int],
+        head: list[int],
+        turn: _TurnState,
+        out: _Outcome,
+        cancel: threading.Event | None,
+    ) -> tuple[_Call, list[int]]:
+        """When the call leaves out a number the user wrote and an optional parameter could
+        take it, decode the call again under a grammar that must set one of those parameters
+        (the model picks which: "under 400000" should become a maximum, not a minimum)."""
+        schema = turn.grounded.get(call.name, {})
+        missing = unused_numbers(json.loads(call.arguments), schema, turn.user_numbers)
+        if not missing or out.budget <= 1:
+            return call, gen
+        required = list(schema.get("required") or [])
+        variants = [(call.name, {**schema, "required": [*required, p]}) for p in missing]
+        grammar = compile_call_grammar(variants).text
+        again, text, hit = self._generate(head, grammar, out.budget, None, cancel)
+        out.spend(again)
+        if hit:
+            return call, gen
+        out.decisions.append({"replaced": call.arguments, "to use a number from": missing})
+        return self._parse_call(text), again
+
+    def _more_calls(
+        self,
+        ctx: list[int],
+        grammar: str,
+        turn: _TurnState,
+        out: _Outcome,
+        emit: Emit | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        """Keep the first call, then draft further ones while they add information."""
+        call = out.pending
+        while call is not None:
+            turn.seen.add(call.key)
             out.calls.append(call)
             if emit is not None:
                 self._emit_call(emit, len(out.calls) - 1, call)
-            if len(out.calls) >= max_calls or budget <= 0:
+            if len(out.calls) >= turn.max_calls or out.budget <= 1 or not turn.listing:
+                break
+            if _items_exhausted(out.calls, turn.grounded):
+                out.decisions.append({"stopped": "every named item has its call"})
                 break
             # Small models rarely choose to go on by themselves (P(",") is low even when the
             # request lists several items), so a next call is drafted anyway and kept only if
             # it brings something new from the request (see _adds_information).
             out.decisions.append({"p_more": self._p_more(ctx)})
             step = ctx + self._tokenize(",")
-            found = self._draft(step, grammars[1], budget, cancel, seen, out, request_text)
+            found = self._draft(step, grammar, cancel, turn, out)
             if found is None:
                 break
-            call, gen, used = found
-            budget -= used
-            out.output_tokens += len(gen) + 1
+            call, gen = found
             ctx = step + gen
-        return out
+        out.pending = None
 
     def _draft(
         self,
         step: list[int],
         grammar: str,
-        budget: int,
         cancel: threading.Event | None,
-        seen: set[tuple[str, str]],
+        turn: _TurnState,
         out: _Outcome,
-        request_text: str,
-    ) -> tuple[_Call, list[int], int] | None:
+    ) -> tuple[_Call, list[int]] | None:
         """Draft a further call: greedily first, then, when greedy decoding only repeats an
         earlier call (its usual failure), by sampling a few alternatives with fixed seeds.
-        Returns the first draft that adds information, its tokens and the tokens spent."""
-        spent = 0
+        Returns the first draft that adds information and its tokens. Every drafted token,
+        kept or not, counts against the request's `max_tokens`."""
         for attempt in range(1 + self._explore):
             temp = self._temperature if attempt == 0 else max(self._temperature, 0.8)
+            cap = min(out.budget - 1, turn.draft_cap)
             gen, text, hit = self._generate(
-                step, grammar, budget - spent, None, cancel, temp=temp, seed=self._seed + attempt
+                step, grammar, cap, None, cancel, temp=temp, seed=self._seed + attempt
             )
-            spent += len(gen)
-            if hit or spent >= budget:
+            out.spend(gen, extra=1)  # the "," that opened the draft
+            if hit or out.budget <= 0:
+                out.decisions.append({"dropped": text, "why": f"draft longer than {cap} tokens"})
                 return None
             call = self._parse_call(text)
-            if call.key in seen:
+            if call.key in turn.seen:
                 out.decisions.append({"dropped": text, "why": "repeats an earlier call"})
                 continue
-            if not _adds_information(call, out.calls, request_text):
+            if not _adds_information(call, out.calls, turn.request_text):
                 out.decisions.append({"dropped": text, "why": "adds nothing from the request"})
                 if attempt == 0:
                     return None  # a fresh but unsupported call: the model has nothing more
                 continue
-            return call, gen, spent
+            return call, gen
         return None
 
     # --- pieces of a turn ---------------------------------------------------------------------
@@ -408,26 +549,21 @@ class LocalModel:
             return [], "text"
         return tools, "required" if choice == "required" else "auto"
 
-    def _messages(
-        self, req: ModelRequest, tools: list[ToolSpec], mode: str
-    ) -> list[dict[str, str]]:
+    def _messages(self, req: ModelRequest, tools: list[ToolSpec]) -> list[dict[str, str]]:
         system = (req.system or _DEFAULT_SYSTEM).strip()
         if tools:
             listing = json.dumps(
                 [
-                    {"name": t.name, "description": t.description, "parameters": t.parameters}
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": _display_schema(t.parameters),
+                    }
                     for t in tools
                 ],
                 ensure_ascii=False,
             )
-            extra = ""
-            if mode == "required":
-                extra = _TOOLS_REQUIRED
-            elif mode == "named":
-                extra = _TOOLS_NAMED.format(name=tools[0].name)
-            system += "\n\n" + _TOOLS_INTRO.format(
-                tools=listing, open=CALL_OPEN, close=CALL_CLOSE, extra=extra
-            )
+            system += "\n\n" + _TOOLS_INTRO.format(tools=listing, open=CALL_OPEN, close=CALL_CLOSE)
         out = [{"role": "system", "content": system}]
         for m in req.messages:
             if m.role == "system":
@@ -481,13 +617,14 @@ class LocalModel:
     def _text(
         self,
         tokens: list[int],
-        limit: int,
+        grammar: str | None,
         out: _Outcome,
         emit: Emit | None,
         cancel: threading.Event | None,
     ) -> None:
-        """A plain-text answer. Streamed deltas add up exactly to the final text: surrounding
-        whitespace and anything from a stray `<tool_call>` on are never sent."""
+        """A plain-text answer within what is left of the token budget. Streamed deltas add up
+        exactly to the final text: surrounding whitespace and anything from a stray
+        `<tool_call>` on are never sent. When the budget cuts it, `out.truncated` says so."""
         sent = 0
 
         def on_text(text: str) -> bool:
@@ -505,14 +642,38 @@ class LocalModel:
                 sent = safe
             return cut >= 0
 
-        gen, text, hit = self._generate(tokens, None, limit, on_text, cancel)
+        # A penalty on recent tokens: without it a small model lists the same value over and
+        # over until the budget runs out. (Calls are decoded without one: their values repeat
+        # the request's words by design.)
+        gen, text, hit = self._generate(
+            tokens, grammar, out.budget, on_text, cancel, repeat_penalty=1.3
+        )
         cut = text.find(CALL_OPEN)
         final = (text if cut < 0 else text[:cut]).strip()
         if emit is not None and len(final) > sent:
             emit(TextDelta(final[sent:]))
         out.text = final
-        out.output_tokens += len(gen)
-        out.stop = "max_tokens" if hit else "end_turn"
+        out.spend(gen)
+        out.truncated = out.truncated or hit
+
+    def _answer_grammar(self, req: ModelRequest) -> str | None:
+        """The shape of a text answer in a conversation with tools: one plain sentence, which
+        must mention a value the tools returned when they returned any (see `values`). A plain
+        chat request (no tools) is answered freely."""
+        if not req.tools or self._answer_style == "free":
+            return None
+        return answer_grammar(answer_words(req.messages), answer_values(req.messages))
+
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        """How many leading tokens of `tokens` are already in the KV cache (llama.cpp reuses
+        them instead of evaluating them again); reported as `Usage.cache_read_tokens`."""
+        n = int(self._llm.n_tokens)
+        common = 0
+        for a, b in zip(self._llm.input_ids[:n].tolist(), tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        return min(common, max(len(tokens) - 1, 0))
 
     # --- llama.cpp access ---------------------------------------------------------------------
 
@@ -529,6 +690,7 @@ class LocalModel:
         *,
         temp: float | None = None,
         seed: int | None = None,
+        repeat_penalty: float = 1.0,
     ) -> tuple[list[int], str, bool]:
         """Decode after `tokens` until end of turn, `limit` tokens, or `on_text` says stop.
         Returns (generated tokens, their text, whether the limit was hit)."""
@@ -547,7 +709,7 @@ class LocalModel:
             top_k=40,
             top_p=0.95,
             min_p=0.05,
-            repeat_penalty=1.0,
+            repeat_penalty=repeat_penalty,
             grammar=g,
         ):
             if cancel is not None and cancel.is_set():
@@ -639,6 +801,83 @@ class LocalModel:
             return str(fmt(messages=messages).prompt)  # type: ignore[arg-type]
 
         return render
+
+
+_NOISE_KEYS = frozenset({"title", "additionalProperties", "$schema"})
+
+
+def _display_schema(schema: Any) -> Any:
+    """The schema as the model reads it in the prompt: without keys that only cost tokens
+    (titles, `additionalProperties`) and with `anyOf [X, null]` shown as X. Prompt tokens are
+    the first turn's main cost on a CPU; the grammar still enforces the full schema."""
+    if isinstance(schema, list):
+        return [_display_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _display_schema(v) for k, v in schema.items() if k not in _NOISE_KEYS}
+    alts = out.get("anyOf")
+    if isinstance(alts, list) and len(alts) == 2 and {"type": "null"} in alts:
+        (kept,) = [a for a in alts if a != {"type": "null"}]
+        out.pop("anyOf")
+        if isinstance(kept, dict):
+            out = {**kept, **out}
+        if out.get("default", 0) is None:
+            out.pop("default")
+    return out
+
+
+_LISTING = re.compile(
+    r"[,;&]|\b(?:and|both|each|every|all|as well as|respectively|also|then|plus)\b", re.I
+)
+
+
+def _lists_several(messages: Sequence[Message]) -> bool:
+    """Whether the user's last message names several things (a comma, "and", "each", ...).
+    The number of calls is decided here, before drafting: a request of one clause needs one
+    call, and drafting a second would only cost time (a 135M model's draft then repeats the
+    first call or invents one)."""
+    for m in reversed(messages):
+        if m.role == "user":
+            return bool(_LISTING.search(m.content))
+    return True
+
+
+def _items_exhausted(calls: Sequence[_Call], grounded: dict[str, Any]) -> bool:
+    """Whether the calls so far, all of one tool, already use every value the conversation
+    offers for one of its required parameters (e.g. both property ids the user named): the
+    number of calls such a request needs is the number of those values, known before drafting."""
+    names = {c.name for c in calls}
+    if len(names) != 1:
+        return False
+    schema = grounded.get(calls[0].name) or {}
+    props = schema.get("properties") or {}
+    for param in schema.get("required") or []:
+        options = (props.get(param) or {}).get("enum")
+        if not isinstance(options, list) or len(options) < 2:
+            continue
+        used = {json.dumps(json.loads(c.arguments).get(param)) for c in calls}
+        if {json.dumps(o) for o in options} <= used:
+            return True
+    return False
+
+
+def _user_numbers(messages: Sequence[Message]) -> list[Number]:
+    """Numbers in the user's last message: the ones a call is expected to use."""
+    for m in reversed(messages):
+        if m.role == "user":
+            return conversation_numbers(m.content)
+    return []
+
+
+def _served(messages: Sequence[Message]) -> bool:
+    """Whether tools have answered since the user last spoke, all successfully."""
+    results = []
+    for m in reversed(messages):
+        if m.role == "user":
+            break
+        if m.role == "tool":
+            results.append(m.tool_result is not None and not m.tool_result.is_error)
+    return bool(results) and all(results)
 
 
 def _conversation_text(req: ModelRequest) -> str:

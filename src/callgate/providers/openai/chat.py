@@ -4,7 +4,9 @@ Translation only, in both directions:
 
 - request: the system prompt becomes the first system message; assistant turns carry
   ``tool_calls`` with the arguments as JSON text; every tool result becomes its own ``tool``
-  message bound by ``tool_call_id``; tools are rendered by `callgate.dialects.export.to_openai_chat`.
+  message bound by ``tool_call_id``; tools are rendered by
+  `callgate.dialects.export.to_openai_chat`. The request is first normalised
+  (`callgate.models.normalise_request`).
 - response: text and any number of tool calls per turn, arguments kept as the raw string the
   model produced (the gate decodes and validates them, so malformed JSON reaches it intact).
 - streaming: tool-call fragments are assembled per ``index``, so parallel calls whose fragments
@@ -12,7 +14,7 @@ Translation only, in both directions:
   concatenation of the ``ToolCallDelta`` fragments that preceded it.
 
 Servers without a tool-call parser leave calls in the text; ``text_tool_calls`` turns on
-`callgate.providers.textcalls` for them. Failures go through `callgate.providers._common`: the
+`callgate.providers.textcalls` for them. Failures go through `callgate.providers._retry`: the
 SDK's own retries are switched off so every provider retries the same, observable way.
 """
 
@@ -23,35 +25,33 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from openai import AsyncOpenAI, OpenAIError
 
+from callgate import models
 from callgate.dialects.export import StrictMode, to_openai_chat
-from callgate.messages import Message, StopReason, ToolCall, Usage
+from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
 from callgate.models import (
     ModelRequest,
     ModelResponse,
     ModelStreamEvent,
     NamedToolChoice,
-    ResponseFinished,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallFinished,
-    ToolCallStarted,
+    StreamAssembler,
+    normalise_request,
 )
-from callgate.providers._common import (
+from callgate.providers._common import ensure_text, make_usage, map_stop_reason
+from callgate.providers._retry import (
     ProviderFailure,
     RetryPolicy,
+    Sleep,
     call_with_retries,
     classify_exception,
-    ensure_text,
     error_message_from_body,
-    make_usage,
-    map_stop_reason,
 )
+from callgate.providers._stream import run_stream
 from callgate.providers.textcalls import parse_text_tool_calls
 
 __all__ = ["OpenAIChatModel", "TextToolCalls"]
@@ -67,9 +67,6 @@ _FINISH_REASONS: dict[str, StopReason] = {
     "length": "max_tokens",
     "content_filter": "content_filter",
 }
-
-Sleep = Callable[[float], Awaitable[None]]
-
 
 # --- helpers shared with openai_responses ------------------------------------------------------
 
@@ -139,10 +136,113 @@ def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
     return calls
 
 
+# --- what both OpenAI adapters share -----------------------------------------------------------
+
+
+class OpenAIBase:
+    """The client, options and retries the Chat and Responses adapters share, and the body
+    fields they fill the same way; each subclass only translates its API's body and reply."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: AsyncOpenAI | None,
+        base_url: str | None,
+        api_key: str | None,
+        strict: StrictMode | None,
+        parallel_tool_calls: bool,
+        max_retries: int,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        max_tokens: int | None,
+        extra_body: Mapping[str, Any] | None,
+        sleep: Sleep,
+    ) -> None:
+        if not model:
+            raise ValueError("model must be a non-empty model id")
+        self.model = model
+        self.strict = strict
+        self.parallel_tool_calls = parallel_tool_calls
+        self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
+        self.max_tokens = max_tokens
+        self.extra_body = dict(extra_body or {})
+        self._sleep = sleep
+        self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def _shared_fields(
+        self,
+        request: ModelRequest,
+        body: dict[str, Any],
+        *,
+        export: Callable[..., dict[str, Any]],
+        named: Callable[[str], dict[str, Any]],
+        max_tokens_field: str,
+    ) -> dict[str, Any]:
+        """Tools, tool_choice, parallel calls, the token cap and temperature, into `body`."""
+        if request.tools:
+            # a run asking for strict schemas gets them wherever a tool allows ("auto"); forcing
+            # them on every tool is the model option strict=True
+            strict = (
+                self.strict if self.strict is not None else ("auto" if request.strict else False)
+            )
+            body["tools"] = [export(spec, strict=strict) for spec in request.tools]
+            choice = request.tool_choice  # validated by normalise_request: only translated here
+            body["tool_choice"] = (
+                named(choice.name) if isinstance(choice, NamedToolChoice) else choice
+            )
+            body["parallel_tool_calls"] = bool(
+                self.parallel_tool_calls and request.parallel_tool_calls
+            )
+        max_tokens = request.max_tokens or self.max_tokens
+        if max_tokens is not None:
+            body[max_tokens_field] = max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        return body
+
+    def _kwargs(self, body: dict[str, Any], request: ModelRequest) -> dict[str, Any]:
+        """Provider-specific fields (seed, top_p, response_format, server extensions) go
+        through untouched, the request's winning; `extra_body` keeps the SDK from rejecting
+        names it does not know."""
+        merged = {**self.extra_body, **request.extra}
+        if merged:
+            body["extra_body"] = merged
+        return body
+
+    async def _send(self, create: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Any:
+        return await call_with_retries(
+            lambda: create(**kwargs),
+            provider="openai",
+            policy=self.retry,
+            classify=classify_openai,
+            sleep=self._sleep,
+        )
+
+    def _stream(
+        self,
+        create: Callable[..., Awaitable[Any]],
+        kwargs: dict[str, Any],
+        assembler: Callable[[], StreamAssembler],
+    ) -> AsyncIterator[ModelStreamEvent]:
+        return run_stream(
+            lambda: create(**kwargs),
+            assembler,
+            provider="openai",
+            policy=self.retry,
+            classify=classify_openai,
+            sleep=self._sleep,
+        )
+
+
 # --- the model ---------------------------------------------------------------------------------
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(OpenAIBase):
     """`callgate.models.StreamingModel` over the Chat Completions API.
 
     - `client`: an `openai.AsyncOpenAI` to reuse (its retries are turned off on a copy);
@@ -153,10 +253,13 @@ class OpenAIChatModel:
     - `text_tool_calls`: also read calls the model wrote as text ("hermes" tags, "json", or
       "auto" for both); used only when the server returned no structured calls. In streaming
       mode the text is then held back until the turn ends, because a call may be anywhere in it.
-    - `max_retries` / `retry`: see `callgate.providers._common.RetryPolicy`; `retry` wins.
+    - `max_retries` / `retry`: see `callgate.providers._retry.RetryPolicy`; `retry` wins.
+      `sleep` waits between retries (tests pass one that records instead of sleeping).
     - `timeout`: seconds per HTTP attempt (None keeps the SDK default).
+    - `max_tokens`: the output cap when a request sets none (None: the server's default).
     - `max_tokens_field`: OpenAI's own models want "max_completion_tokens"; many compatible
       servers only understand "max_tokens".
+    - `extra_body`: fields merged into every request body (`ModelRequest.extra` on top).
     """
 
     def __init__(
@@ -172,11 +275,25 @@ class OpenAIChatModel:
         max_retries: int = 3,
         timeout: float | None = 60.0,
         retry: RetryPolicy | None = None,
+        max_tokens: int | None = None,
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_completion_tokens",
+        extra_body: Mapping[str, Any] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must be a non-empty model id")
+        super().__init__(
+            model,
+            client=client,
+            base_url=base_url,
+            api_key=api_key,
+            strict=strict,
+            parallel_tool_calls=parallel_tool_calls,
+            max_retries=max_retries,
+            timeout=timeout,
+            retry=retry,
+            max_tokens=max_tokens,
+            extra_body=extra_body,
+            sleep=sleep,
+        )
         if text_tool_calls not in ("off", "hermes", "json", "auto"):
             raise ValueError(
                 "text_tool_calls must be 'off', 'hermes', 'json' or 'auto', "
@@ -184,62 +301,31 @@ class OpenAIChatModel:
             )
         if max_tokens_field not in ("max_tokens", "max_completion_tokens"):
             raise ValueError("max_tokens_field must be 'max_tokens' or 'max_completion_tokens'")
-        self.model = model
-        self.strict = strict
-        self.parallel_tool_calls = parallel_tool_calls
         self.text_tool_calls: TextToolCalls = text_tool_calls
-        self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.max_tokens_field = max_tokens_field
-        self._sleep = sleep
-        self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
-
-    @property
-    def name(self) -> str:
-        return self.model
 
     # -- request building -------------------------------------------------------------------
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The JSON body (minus `stream`) for `request`; raises ValueError on an invalid one."""
+        request = normalise_request(request)
         body: dict[str, Any] = {"model": self.model, "messages": chat_messages(request)}
-        if request.tools:
-            # a run asking for strict schemas gets them wherever a tool allows ("auto"); forcing
-            # them on every tool is the model option strict=True
-            strict = (
-                self.strict if self.strict is not None else ("auto" if request.strict else False)
-            )
-            body["tools"] = [to_openai_chat(spec, strict=strict) for spec in request.tools]
-            body["tool_choice"] = chat_tool_choice(request)
-            body["parallel_tool_calls"] = bool(
-                self.parallel_tool_calls and request.parallel_tool_calls
-            )
-        elif isinstance(request.tool_choice, NamedToolChoice) or request.tool_choice == "required":
-            raise ValueError(f"tool_choice {request.tool_choice!r} needs at least one tool")
-        if request.max_tokens is not None:
-            body[self.max_tokens_field] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        return body
+        return self._shared_fields(
+            request,
+            body,
+            export=to_openai_chat,
+            named=_named_choice,
+            max_tokens_field=self.max_tokens_field,
+        )
 
     def _create_kwargs(self, request: ModelRequest) -> dict[str, Any]:
-        kwargs = self.build_body(request)
-        if request.extra:
-            # Provider-specific fields (seed, top_p, response_format, server extensions) go
-            # through untouched; extra_body keeps the SDK from rejecting names it does not know.
-            kwargs["extra_body"] = dict(request.extra)
-        return kwargs
+        return self._kwargs(self.build_body(request), request)
 
     # -- one turn ---------------------------------------------------------------------------
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._create_kwargs(request)
-        completion = await call_with_retries(
-            lambda: self._client.chat.completions.create(**kwargs),
-            provider="openai",
-            policy=self.retry,
-            classify=classify_openai,
-            sleep=self._sleep,
-        )
+        completion = await self._send(self._client.chat.completions.create, kwargs)
         return self._parse_completion(completion)
 
     def _parse_completion(self, completion: Any) -> ModelResponse:
@@ -314,50 +400,18 @@ class OpenAIChatModel:
     # -- streaming --------------------------------------------------------------------------
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        """Stream one turn. Failures before the first byte are retried; later ones raise
-        `ModelError` (events already delivered cannot be taken back)."""
+        """Stream one turn through the shared loop (`callgate.providers._stream`): failures up to
+        the first delivered event are retried; later ones raise `ModelError`."""
         kwargs = self._create_kwargs(request)
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
-        stream = await call_with_retries(
-            lambda: self._client.chat.completions.create(**kwargs),
-            provider="openai",
-            policy=self.retry,
-            classify=classify_openai,
-            sleep=self._sleep,
-        )
-        state = _ChatStream(hold_text=self.text_tool_calls != "off")
-        try:
-            try:
-                async for chunk in stream:
-                    for event in state.feed(chunk):
-                        yield event
-            except (asyncio.CancelledError, GeneratorExit):
-                raise
-            except Exception as exc:
-                failure = classify_openai(exc)
-                if failure is None:
-                    raise
-                raise failure.to_model_error("openai") from exc
-        finally:
-            await stream.close()
-        if not state.chunks:
-            raise ProviderFailure(
-                "the stream ended with no data (does the server support streaming?)"
-            ).to_model_error("openai")
-        response = self._finish(
-            text=state.text(),
-            refusal=state.refusal(),
-            calls=state.calls(),
-            finish_reason=state.finish_reason if state.finish_reason is not None else "",
-            usage=state.usage,
-            model=state.model or self.model,
-            seed=state.response_id,
-            raw=None,
-        )
-        for event in state.close(response):
+        hold_text = self.text_tool_calls != "off"
+        async for event in self._stream(
+            self._client.chat.completions.create,
+            kwargs,
+            lambda: _ChatStream(hold_text=hold_text, model=self),
+        ):
             yield event
-        yield ResponseFinished(response)
 
 
 # --- request pieces ----------------------------------------------------------------------------
@@ -389,9 +443,7 @@ def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
                 ]
             out.append(entry)
         elif msg.role == "tool":
-            result = msg.tool_result
-            if result is None:
-                raise ValueError(f"messages[{n}] has role 'tool' but no tool_result")
+            result = tool_result_of(msg, n)
             out.append(
                 {
                     "role": "tool",
@@ -404,18 +456,15 @@ def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
     return out
 
 
-def chat_tool_choice(request: ModelRequest) -> str | dict[str, Any]:
-    choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice):
-        names = {spec.name for spec in request.tools}
-        if choice.name not in names:
-            raise ValueError(
-                f"tool_choice names {choice.name!r}, which is not among the request's tools"
-            )
-        return {"type": "function", "function": {"name": choice.name}}
-    if choice in ("auto", "none", "required"):
-        return choice
-    raise ValueError(f"unknown tool_choice {choice!r}")
+def _named_choice(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
+
+
+def tool_result_of(msg: Message, n: int) -> ToolResult:
+    """The result a tool message carries; ValueError naming the message when it has none."""
+    if msg.tool_result is None:
+        raise ValueError(f"messages[{n}] has role 'tool' but no tool_result")
+    return msg.tool_result
 
 
 def _chat_usage(usage: Any) -> Usage:
@@ -457,8 +506,10 @@ class _ChatStream:
     right after the announcement, so nothing is lost or reordered.
     """
 
-    def __init__(self, *, hold_text: bool) -> None:
+    def __init__(self, *, hold_text: bool, model: OpenAIChatModel) -> None:
         self.hold_text = hold_text
+        self._model = model
+        self.done = False
         self._text: list[str] = []
         self._refusal: list[str] = []
         self._slots: list[_Slot] = []
@@ -488,7 +539,7 @@ class _ChatStream:
                 if content:
                     self._text.append(content)
                     if not self.hold_text:
-                        events.append(TextDelta(content))
+                        events.append(models.TextDelta(content))
                 refusal = getattr(delta, "refusal", None)
                 if refusal:
                     self._refusal.append(refusal)
@@ -521,14 +572,14 @@ class _ChatStream:
         if not slot.announced and slot.name:
             self._claim_id(slot)
             slot.announced = True
-            events.append(ToolCallStarted(slot.position, slot.id, slot.name))
+            events.append(models.ToolCallStarted(slot.position, slot.id, slot.name))
             if slot.pending:
-                events.append(ToolCallDelta(slot.position, slot.id, "".join(slot.pending)))
+                events.append(models.ToolCallDelta(slot.position, slot.id, "".join(slot.pending)))
                 slot.pending.clear()
         if args:
             slot.parts.append(args)
             if slot.announced:
-                events.append(ToolCallDelta(slot.position, slot.id, args))
+                events.append(models.ToolCallDelta(slot.position, slot.id, args))
             else:
                 slot.pending.append(args)
         return events
@@ -559,7 +610,25 @@ class _ChatStream:
             out.append(ToolCall(slot.id, slot.name, arguments_text("".join(slot.parts))))
         return out
 
-    def close(self, response: ModelResponse) -> list[ModelStreamEvent]:
+    def close(self) -> list[ModelStreamEvent]:
+        """The closing events, `ResponseFinished` last; `ModelError` for an empty stream."""
+        if not self.chunks:
+            raise ProviderFailure(
+                "the stream ended with no data (does the server support streaming?)"
+            ).to_model_error("openai")
+        response = self._model._finish(
+            text=self.text(),
+            refusal=self.refusal(),
+            calls=self.calls(),
+            finish_reason=self.finish_reason if self.finish_reason is not None else "",
+            usage=self.usage,
+            model=self.model or self._model.model,
+            seed=self.response_id,
+            raw=None,
+        )
+        return [*self._complete(response), models.ResponseFinished(response)]
+
+    def _complete(self, response: ModelResponse) -> list[ModelStreamEvent]:
         """Events that complete the stream so it matches `response` exactly.
 
         Held-back text (text tool-call mode) is released; calls not announced yet (found only in
@@ -570,17 +639,17 @@ class _ChatStream:
         """
         events: list[ModelStreamEvent] = []
         if self.hold_text and response.text:
-            events.append(TextDelta(response.text))
+            events.append(models.TextDelta(response.text))
         for position, call in enumerate(response.tool_calls):
             slot = self._slots[position] if position < len(self._slots) else None
             if slot is not None and slot.announced:
                 sent = "".join(slot.parts)
             else:
-                events.append(ToolCallStarted(position, call.id, call.name))
+                events.append(models.ToolCallStarted(position, call.id, call.name))
                 sent = ""
             full = arguments_text(call.arguments)
             remainder = full[len(sent) :] if full.startswith(sent) else full
             if remainder:
-                events.append(ToolCallDelta(position, call.id, remainder))
-            events.append(ToolCallFinished(position, call))
+                events.append(models.ToolCallDelta(position, call.id, remainder))
+            events.append(models.ToolCallFinished(position, call))
         return events

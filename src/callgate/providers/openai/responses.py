@@ -32,34 +32,18 @@ from typing import Any, Literal
 
 from openai import AsyncOpenAI
 
+from callgate import models
 from callgate.dialects.export import StrictMode, to_openai_responses
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, Usage
-from callgate.models import (
-    ModelRequest,
-    ModelResponse,
-    ModelStreamEvent,
-    NamedToolChoice,
-    ResponseFinished,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallFinished,
-    ToolCallStarted,
-)
-from callgate.providers._common import (
-    ProviderFailure,
-    RetryPolicy,
-    call_with_retries,
-    ensure_text,
-    make_usage,
-    map_stop_reason,
-)
+from callgate.models import ModelRequest, ModelResponse, ModelStreamEvent, normalise_request
+from callgate.providers._common import ensure_text, make_usage, map_stop_reason
+from callgate.providers._retry import ProviderFailure, RetryPolicy, Sleep
 from callgate.providers.openai.chat import (
-    Sleep,
+    OpenAIBase,
     arguments_text,
-    classify_openai,
     fallback_call_id,
-    make_client,
+    tool_result_of,
     unique_ids,
 )
 
@@ -76,15 +60,15 @@ _INCOMPLETE_REASONS: dict[str, StopReason] = {
 }
 
 
-class OpenAIResponsesModel:
+class OpenAIResponsesModel(OpenAIBase):
     """`callgate.models.StreamingModel` over the Responses API.
 
     Options as for `OpenAIChatModel` (client, base_url, api_key, strict, parallel_tool_calls,
-    max_retries / retry, timeout); `store` is sent when given (the conversation is always sent
-    in full, so storing it server-side is never needed). `include_encrypted_reasoning` asks for
-    ``include: ["reasoning.encrypted_content"]``, which a reasoning model needs with
-    ``store=False`` for its reasoning to be carried to the next turn (models without reasoning
-    refuse the option, so it is off by default).
+    max_retries / retry / sleep, timeout, max_tokens, extra_body); `store` is sent when given
+    (the conversation is always sent in full, so storing it server-side is never needed).
+    `include_encrypted_reasoning` asks for ``include: ["reasoning.encrypted_content"]``, which
+    a reasoning model needs with ``store=False`` for its reasoning to be carried to the next
+    turn (models without reasoning refuse the option, so it is off by default).
     """
 
     def __init__(
@@ -101,50 +85,45 @@ class OpenAIResponsesModel:
         max_retries: int = 3,
         timeout: float | None = 60.0,
         retry: RetryPolicy | None = None,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must be a non-empty model id")
-        self.model = model
-        self.strict = strict
-        self.parallel_tool_calls = parallel_tool_calls
+        super().__init__(
+            model,
+            client=client,
+            base_url=base_url,
+            api_key=api_key,
+            strict=strict,
+            parallel_tool_calls=parallel_tool_calls,
+            max_retries=max_retries,
+            timeout=timeout,
+            retry=retry,
+            max_tokens=max_tokens,
+            extra_body=extra_body,
+            sleep=sleep,
+        )
         self.store = store
         self.include_encrypted_reasoning = include_encrypted_reasoning
-        self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
-        self._sleep = sleep
-        self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
-
-    @property
-    def name(self) -> str:
-        return self.model
 
     # -- request building -------------------------------------------------------------------
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:
         """The JSON body (minus `stream`) for `request`; raises ValueError on an invalid one."""
+        request = normalise_request(request)
         body: dict[str, Any] = {
             "model": self.model,
             "input": responses_input(request, store=self.store),
         }
         if request.system:
             body["instructions"] = request.system
-        if request.tools:
-            # a run asking for strict schemas gets them wherever a tool allows ("auto"); forcing
-            # them on every tool is the model option strict=True
-            strict = (
-                self.strict if self.strict is not None else ("auto" if request.strict else False)
-            )
-            body["tools"] = [to_openai_responses(spec, strict=strict) for spec in request.tools]
-            body["tool_choice"] = responses_tool_choice(request)
-            body["parallel_tool_calls"] = bool(
-                self.parallel_tool_calls and request.parallel_tool_calls
-            )
-        elif isinstance(request.tool_choice, NamedToolChoice) or request.tool_choice == "required":
-            raise ValueError(f"tool_choice {request.tool_choice!r} needs at least one tool")
-        if request.max_tokens is not None:
-            body["max_output_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
+        self._shared_fields(
+            request,
+            body,
+            export=to_openai_responses,
+            named=_named_choice,
+            max_tokens_field="max_output_tokens",
+        )
         if self.store is not None:
             body["store"] = self.store
         if self.include_encrypted_reasoning:
@@ -152,57 +131,27 @@ class OpenAIResponsesModel:
         return body
 
     def _create_kwargs(self, request: ModelRequest) -> dict[str, Any]:
-        kwargs = self.build_body(request)
-        if request.extra:
-            kwargs["extra_body"] = dict(request.extra)
-        return kwargs
+        return self._kwargs(self.build_body(request), request)
 
     # -- one turn ---------------------------------------------------------------------------
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._create_kwargs(request)
-        response = await call_with_retries(
-            lambda: self._client.responses.create(**kwargs),
-            provider="openai",
-            policy=self.retry,
-            classify=classify_openai,
-            sleep=self._sleep,
-        )
+        response = await self._send(self._client.responses.create, kwargs)
         return parse_response(response, default_model=self.model)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        """Stream one turn. Failures before the first byte are retried; later ones (including
-        ``error`` and ``response.failed`` events) raise `ModelError`."""
+        """Stream one turn through the shared loop (`callgate.providers._stream`): failures up to
+        the first delivered event are retried; later ones (including ``error`` and
+        ``response.failed`` events) raise `ModelError`."""
         kwargs = self._create_kwargs(request)
         kwargs["stream"] = True
-        stream = await call_with_retries(
-            lambda: self._client.responses.create(**kwargs),
-            provider="openai",
-            policy=self.retry,
-            classify=classify_openai,
-            sleep=self._sleep,
-        )
-        state = _ResponsesStream(default_model=self.model)
-        try:
-            try:
-                async for event in stream:
-                    for out in state.feed(event):
-                        yield out
-            except (asyncio.CancelledError, GeneratorExit, ModelError):
-                raise
-            except Exception as exc:
-                failure = classify_openai(exc)
-                if failure is None:
-                    raise
-                raise failure.to_model_error("openai") from exc
-        finally:
-            await stream.close()
-        if not state.events:
-            raise ProviderFailure(
-                "the stream ended with no data (does the server support streaming?)"
-            ).to_model_error("openai")
-        for out in state.close():
-            yield out
+        async for event in self._stream(
+            self._client.responses.create,
+            kwargs,
+            lambda: _ResponsesStream(default_model=self.model),
+        ):
+            yield event
 
 
 # --- request pieces ----------------------------------------------------------------------------
@@ -281,9 +230,7 @@ def responses_input(request: ModelRequest, *, store: bool | None = None) -> list
         elif msg.role == "assistant":
             items.extend(_assistant_items(msg, store=store))
         elif msg.role == "tool":
-            result = msg.tool_result
-            if result is None:
-                raise ValueError(f"messages[{n}] has role 'tool' but no tool_result")
+            result = tool_result_of(msg, n)
             items.append(
                 {
                     "type": "function_call_output",
@@ -296,17 +243,8 @@ def responses_input(request: ModelRequest, *, store: bool | None = None) -> list
     return items
 
 
-def responses_tool_choice(request: ModelRequest) -> str | dict[str, Any]:
-    choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice):
-        if choice.name not in {spec.name for spec in request.tools}:
-            raise ValueError(
-                f"tool_choice names {choice.name!r}, which is not among the request's tools"
-            )
-        return {"type": "function", "name": choice.name}
-    if choice in ("auto", "none", "required"):
-        return choice
-    raise ValueError(f"unknown tool_choice {choice!r}")
+def _named_choice(name: str) -> dict[str, Any]:
+    return {"type": "function", "name": name}
 
 
 # --- response parsing --------------------------------------------------------------------------
@@ -481,6 +419,7 @@ class _ResponsesStream:
         # (output_index, arrival, entry): the turn's order, for a stream with no final response
         self._layout: list[tuple[int, int, dict[str, Any]]] = []
         self._placed: set[int] = set()
+        self.done = False
 
     def _place(self, output_index: Any, entry: dict[str, Any]) -> None:
         if isinstance(output_index, int):
@@ -520,11 +459,11 @@ class _ResponsesStream:
         if isinstance(output_index, int):
             self._by_output_index[output_index] = call
         self._place(output_index, {"type": "function_call", "index": position})
-        events: list[ModelStreamEvent] = [ToolCallStarted(position, call.call_id, call.name)]
+        events: list[ModelStreamEvent] = [models.ToolCallStarted(position, call.call_id, call.name)]
         initial = getattr(item, "arguments", None)
         if isinstance(initial, str) and initial:
             call.parts.append(initial)
-            events.append(ToolCallDelta(position, call.call_id, initial))
+            events.append(models.ToolCallDelta(position, call.call_id, initial))
         return events
 
     def _complete(self, call: _Call, final_arguments: Any) -> list[ModelStreamEvent]:
@@ -537,7 +476,7 @@ class _ResponsesStream:
             if final_arguments.startswith(sent):
                 rest = final_arguments[len(sent) :]
                 call.parts.append(rest)
-                events.append(ToolCallDelta(call.position, call.call_id, rest))
+                events.append(models.ToolCallDelta(call.position, call.call_id, rest))
             else:
                 log.warning(
                     "arguments of call %s disagree with their streamed fragments; keeping the "
@@ -548,10 +487,10 @@ class _ResponsesStream:
         rest = full[len("".join(call.parts)) :]
         if rest:  # no arguments at all: "{}"
             call.parts.append(rest)
-            events.append(ToolCallDelta(call.position, call.call_id, rest))
+            events.append(models.ToolCallDelta(call.position, call.call_id, rest))
         call.finished = True
         tool_call = ToolCall(call.call_id, call.name, "".join(call.parts))
-        events.append(ToolCallFinished(call.position, tool_call))
+        events.append(models.ToolCallFinished(call.position, tool_call))
         return events
 
     def feed(self, event: Any) -> list[ModelStreamEvent]:
@@ -569,55 +508,57 @@ class _ResponsesStream:
                 self._place(getattr(event, "output_index", None), {"type": "message"})
             return []
         if kind == "response.function_call_arguments.delta":
-            call = self._find(event)
-            delta = getattr(event, "delta", None)
-            if call is None or call.finished or not isinstance(delta, str) or not delta:
-                if call is None:
-                    log.warning("arguments fragment for an unknown call item; ignored")
-                return []
-            call.parts.append(delta)
-            return [ToolCallDelta(call.position, call.call_id, delta)]
+            return self._arguments_delta(event)
         if kind == "response.function_call_arguments.done":
             call = self._find(event)
             return self._complete(call, getattr(event, "arguments", None)) if call else []
         if kind == "response.output_item.done":
-            item = getattr(event, "item", None)
-            item_type = getattr(item, "type", None)
-            if item_type in ("reasoning", "message"):
-                # only the finished reasoning item has its complete encrypted_content
-                entry = _item_json(item) if item_type == "reasoning" else {"type": "message"}
-                self._place(getattr(event, "output_index", None), entry)
-            if item_type != "function_call":
+            return self._item_done(event)
+        if kind in ("response.output_text.delta", "response.refusal.delta"):
+            delta = getattr(event, "delta", None)
+            if not isinstance(delta, str) or not delta:
                 return []
-            call = self._find(event) or self._by_item.get(str(getattr(item, "id", "")))
-            events: list[ModelStreamEvent] = []
-            if call is None:
-                events.extend(self._add_call(item, getattr(event, "output_index", None)))
-                call = self._calls[-1]
-                return events + self._complete(call, None)
-            return self._complete(call, getattr(item, "arguments", None))
-        if kind == "response.output_text.delta":
-            delta = getattr(event, "delta", None)
-            if isinstance(delta, str) and delta:
-                self._text.append(delta)
-                return [TextDelta(delta)]
-            return []
-        if kind == "response.refusal.delta":
-            delta = getattr(event, "delta", None)
-            if isinstance(delta, str):
+            if kind == "response.refusal.delta":
                 self._refusal.append(delta)
-            return []
+                return []
+            self._text.append(delta)
+            return [models.TextDelta(delta)]
         if kind in ("response.completed", "response.incomplete"):
             self._final = getattr(event, "response", None)
-            return []
-        if kind == "response.failed":
+        elif kind == "response.failed":
             raise _failed(getattr(event, "response", None))
-        if kind == "error":
+        elif kind == "error":
             message = getattr(event, "message", None) or "the stream reported an error"
             code = getattr(event, "code", None)
             text = f"{message} ({code})" if code else str(message)
             raise ProviderFailure(text, body=_dump(event)).to_model_error("openai")
         return []
+
+    def _arguments_delta(self, event: Any) -> list[ModelStreamEvent]:
+        call = self._find(event)
+        delta = getattr(event, "delta", None)
+        if call is None:
+            log.warning("arguments fragment for an unknown call item; ignored")
+            return []
+        if call.finished or not isinstance(delta, str) or not delta:
+            return []
+        call.parts.append(delta)
+        return [models.ToolCallDelta(call.position, call.call_id, delta)]
+
+    def _item_done(self, event: Any) -> list[ModelStreamEvent]:
+        item = getattr(event, "item", None)
+        item_type = getattr(item, "type", None)
+        if item_type in ("reasoning", "message"):
+            # only the finished reasoning item has its complete encrypted_content
+            entry = _item_json(item) if item_type == "reasoning" else {"type": "message"}
+            self._place(getattr(event, "output_index", None), entry)
+        if item_type != "function_call":
+            return []
+        call = self._find(event) or self._by_item.get(str(getattr(item, "id", "")))
+        if call is None:
+            events = self._add_call(item, getattr(event, "output_index", None))
+            return events + self._complete(self._calls[-1], None)
+        return self._complete(call, getattr(item, "arguments", None))
 
     def close(self) -> list[ModelStreamEvent]:
         """Finish open calls, add what only the final response carried, then `ResponseFinished`.
@@ -625,13 +566,17 @@ class _ResponsesStream:
         A server that streams little (no deltas, only `response.completed`) still yields the
         full turn: missing text and calls are delivered here from the final response.
         """
+        if not self.events:
+            raise ProviderFailure(
+                "the stream ended with no data (does the server support streaming?)"
+            ).to_model_error("openai")
         events: list[ModelStreamEvent] = []
         final = _read_output(self._final) if self._final is not None else _Output()
         streamed_text = "".join(self._text)
         if final.text and final.text != streamed_text and final.text.startswith(streamed_text):
             rest = final.text[len(streamed_text) :]
             self._text.append(rest)
-            events.append(TextDelta(rest))
+            events.append(models.TextDelta(rest))
         known = {c.call_id for c in self._calls}
         final_args = {c.id: c.arguments for c in final.calls}
         for call in self._calls:
@@ -658,7 +603,7 @@ class _ResponsesStream:
             layout=layout,
             default_model=self.default_model,
         )
-        events.append(ResponseFinished(response))
+        events.append(models.ResponseFinished(response))
         return events
 
 

@@ -1,0 +1,144 @@
+"""Where a store lives: one target parser and one SQLite connection set-up for every store.
+
+Approvals, audit records, paused runs (and the Redis rate limiter) are all opened from a single
+string a user types on a command line or in a config file. Parsing it in one place means every
+store accepts the same spellings, and opening SQLite in one place means every store gets the
+same durability and the same patience with concurrent writers (WAL journal, a busy timeout so a
+second process waits for the lock instead of failing, `synchronous=FULL` by default).
+
+Read-only tools (``callgate audit verify``, ``callgate approvals list``) open with
+``must_exist=True``: a mistyped path must be an error, never a fresh empty database that then
+"verifies" as an intact log of zero records.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from callgate.errors import CallgateError
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = [
+    "StorageTarget",
+    "StoreNotFoundError",
+    "connect_sqlite",
+    "parse_target",
+    "pg_table_exists",
+    "sqlite_table_exists",
+]
+
+TargetKind = Literal["memory", "sqlite", "postgres", "redis"]
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+_MEMORY: Final = frozenset({":memory:", "memory:", "sqlite://", "sqlite:///:memory:"})
+_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# a libpq key/value DSN: "host=db dbname=app user=me"
+_PG_KEYWORDS: Final = re.compile(r"^\s*(host|hostaddr|port|dbname|user|service)\s*=")
+
+
+class StoreNotFoundError(CallgateError):
+    """The named store does not exist (and the caller asked not to create it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageTarget:
+    """A parsed store location. `location` is the file path for SQLite, the DSN or URL for
+    PostgreSQL and Redis, and empty for an in-process store."""
+
+    kind: TargetKind
+    location: str
+
+    def __str__(self) -> str:
+        return self.location or ":memory:"
+
+
+def parse_target(target: str | os.PathLike[str]) -> StorageTarget:
+    """One reading of a store location for every store.
+
+    ``:memory:`` (or ``memory:``) is an in-process store; ``postgresql://`` / ``postgres://``
+    URLs and libpq ``key=value`` strings are PostgreSQL; ``redis://`` / ``rediss://`` are
+    Redis; ``sqlite:///relative.db`` and ``sqlite:////absolute.db`` are SQLite, as is any
+    other string, read as a file path. An unknown ``scheme://`` is an error rather than a file
+    with a strange name."""
+    text = os.fspath(target)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a store location must be a non-empty string")
+    if text in _MEMORY:
+        return StorageTarget("memory", "")
+    scheme_match = _SCHEME.match(text)
+    if scheme_match is None:
+        if _PG_KEYWORDS.match(text):
+            return StorageTarget("postgres", text)
+        return StorageTarget("sqlite", text)
+    scheme = scheme_match.group(1).lower()
+    if scheme in ("postgresql", "postgres"):
+        return StorageTarget("postgres", text)
+    if scheme in ("redis", "rediss"):
+        return StorageTarget("redis", text)
+    if scheme == "sqlite" and text.startswith("sqlite:///"):
+        return StorageTarget("sqlite", text.removeprefix("sqlite:///"))
+    raise ValueError(
+        f"unknown store location {text!r}: use a file path, sqlite:///PATH, "
+        "postgresql://..., redis://... or :memory:"
+    )
+
+
+def connect_sqlite(
+    path: str | os.PathLike[str],
+    *,
+    timeout_s: float = 10.0,
+    synchronous: Synchronous = "FULL",
+    must_exist: bool = False,
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (callers open transactions explicitly), shareable
+    between threads (every store guards it with its own lock), in WAL mode with a busy timeout
+    so concurrent processes wait for each other instead of failing with "database is locked".
+
+    With `must_exist`, a missing file raises `StoreNotFoundError` instead of being created."""
+    file = os.fspath(path)
+    if must_exist:
+        uri = "file:" + urllib.parse.quote(str(Path(file).absolute())) + "?mode=rw"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError:
+            raise StoreNotFoundError(f"no SQLite database at {file!r}") from None
+    else:
+        conn = sqlite3.connect(
+            file, timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+    try:
+        conn.execute(f"PRAGMA busy_timeout={max(0, int(timeout_s * 1000))}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+    return conn
+
+
+def sqlite_table_exists(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether `table` exists: a read-only tool checks this instead of creating the table, so
+    pointing it at the wrong file says so."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    return row is not None
+
+
+def pg_table_exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    """The PostgreSQL twin of `sqlite_table_exists` (`table` may be schema-qualified)."""
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cur:  # whatever the connection's row factory
+        row = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])

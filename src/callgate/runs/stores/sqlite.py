@@ -1,0 +1,73 @@
+"""Paused runs in a SQLite file (WAL; the same file as the approvals is fine)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from callgate._storage import StoreNotFoundError, connect_sqlite, sqlite_table_exists
+from callgate.runs.model import decode_state, encode_state
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS callgate_runs (
+    run_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+class SqliteRunStore:
+    """`RunStore` on a SQLite file, created on first use unless `must_exist`."""
+
+    def __init__(
+        self, path: str | Path, *, timeout_s: float = 10.0, must_exist: bool = False
+    ) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = connect_sqlite(self.path, timeout_s=timeout_s, must_exist=must_exist)
+        try:
+            if not must_exist:
+                self._db.executescript(_SQLITE_SCHEMA)
+            elif not sqlite_table_exists(self._db, "callgate_runs"):
+                raise StoreNotFoundError(f"{self.path!r} holds no paused runs")
+        except (sqlite3.DatabaseError, StoreNotFoundError):
+            self._db.close()
+            raise
+
+    def save(self, run_id: str, state: dict[str, Any]) -> None:
+        text = encode_state(run_id, state)
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO callgate_runs (run_id, state, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "state = excluded.state, updated_at = excluded.updated_at",
+                (run_id, text, now, now),
+            )
+
+    def load(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state FROM callgate_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return decode_state(run_id, row[0]) if row else None
+
+    def delete(self, run_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM callgate_runs WHERE run_id = ?", (run_id,))
+
+    def list_paused(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id FROM callgate_runs ORDER BY created_at, run_id"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

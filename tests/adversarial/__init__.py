@@ -1,0 +1,1 @@
+"""The adversarial suite: generated hostile calls checked against an independent validator."""
