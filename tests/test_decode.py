@@ -170,5 +170,12 @@ def test_numbers_overflowing_to_infinity_are_refused(raw: str) -> None:
 
 def test_big_integers_and_ordinary_exponents_are_fine() -> None:
     assert decode_arguments('{"x": 1e10, "y": 2.5E-3}') == {"x": 1e10, "y": 2.5e-3}
-    big = int("9" * 400)
+    big = int("9" * 300)  # beyond int64, within a double's range
     assert decode_arguments('{"x": ' + str(big) + "}") == {"x": big}
+
+
+def test_integers_beyond_a_doubles_range_are_refused() -> None:
+    """A 400-digit integer becomes infinity in any float field (a nested model's included)."""
+    for text in ('{"x": ' + "9" * 400 + "}", '{"a": {"b": [-' + "9" * 400 + "]}}"):
+        with pytest.raises(ArgumentsInvalid, match="too large"):
+            decode_arguments(text)

@@ -196,3 +196,25 @@ def test_numbers_and_arrays_are_bounded_so_decoding_always_ends(vocab: Any) -> N
     many = {"type": "object", "properties": {"v": {"type": "array", "items": {"type": "integer"}}}}
     assert accepts(vocab, many, {"v": list(range(32))})
     assert not accepts(vocab, many, {"v": list(range(33))})
+
+
+def test_copied_strings_are_runs_of_the_users_words(vocab: Any) -> None:
+    from callgate.messages import Message
+    from callgate.providers.local.values import Candidates, ground_schema
+
+    text = 'Book P-101 on 2026-12-15 to fix the "tap", please.\nThen call Ana.'
+    found = Candidates.from_messages([Message.user(text)])
+    schema = ground_schema({"type": "string"}, found, copy_strings=True)
+    g = compile_schema(schema)
+    for ok in ("fix the", "Book P-101 on 2026-12-15 to fix", "2026-12-15 to fix", "Then call Ana"):
+        assert grammar_accepts(vocab, g, json.dumps(ok)), ok
+    for bad in (
+        "fix tap",  # not contiguous
+        "the fix",  # out of order
+        "2026-12-15",  # a digit word alone is another parameter's value
+        "Book P-101 on 2026-12-15",  # ... and does not end a run either
+        "please. Then",  # runs do not cross a line break
+        "Property id, e.g. P-101",  # text from a tool description
+        "the tap",  # the quote between them ends a run
+    ):
+        assert not grammar_accepts(vocab, g, json.dumps(bad)), bad

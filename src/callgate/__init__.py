@@ -9,8 +9,9 @@ need a part of it (the CLI, a worker that only audits).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from callgate._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,10 @@ _EXPORTS: dict[str, str] = {
     "Budgets": "callgate.agent.budgets",
     "Price": "callgate.agent.budgets",
     "RunResult": "callgate.agent.loop",
+    "OutputMissing": "callgate.agent.loop",
+    "Router": "callgate.agent.router",
+    "FallbackModel": "callgate.providers.fallback",
+    "SplitModel": "callgate.providers.fallback",
     "Approvals": "callgate.approvals.service",
     "CallbackApprover": "callgate.approvals.service",
     "open_approval_store": "callgate.approvals.stores",
@@ -89,6 +94,7 @@ __all__ = [
     "DefaultPolicy",
     "ErrorKind",
     "ExecutionOptions",
+    "FallbackModel",
     "FunctionModel",
     "Gate",
     "Invocation",
@@ -100,6 +106,7 @@ __all__ = [
     "ModelResponse",
     "NamedToolChoice",
     "Observer",
+    "OutputMissing",
     "Policy",
     "PolicyDecision",
     "Price",
@@ -109,6 +116,7 @@ __all__ = [
     "ProvenanceSource",
     "RateLimiter",
     "Refusal",
+    "Router",
     "Rule",
     "RunContext",
     "RunResult",
@@ -117,6 +125,7 @@ __all__ = [
     "ScopeRules",
     "ScriptedModel",
     "SettlingApprover",
+    "SplitModel",
     "TerminalToolError",
     "Tool",
     "ToolAnnotations",
@@ -138,7 +147,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from callgate.agent.budgets import Budgets, Price
-    from callgate.agent.loop import Agent, RunResult
+    from callgate.agent.loop import Agent, OutputMissing, RunResult
+    from callgate.agent.router import Router
     from callgate.approvals.service import Approvals, CallbackApprover
     from callgate.approvals.stores import open_approval_store
     from callgate.audit import open_audit_store
@@ -175,6 +185,7 @@ if TYPE_CHECKING:
     from callgate.messages import Message, ToolCall, ToolResult, Usage
     from callgate.models import Model, ModelRequest, ModelResponse, NamedToolChoice
     from callgate.policy.engine import DefaultPolicy, Policy, Rule
+    from callgate.providers.fallback import FallbackModel, SplitModel
     from callgate.runs import open_run_store
     from callgate.testing import FunctionModel, ScriptedModel
     from callgate.tools.definition import ExecutionOptions, Tool, ToolAnnotations, ToolSpec, tool
@@ -182,14 +193,4 @@ if TYPE_CHECKING:
     from callgate.tools.toolset import Toolset
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'callgate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

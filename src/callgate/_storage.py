@@ -17,29 +17,38 @@ import os
 import re
 import sqlite3
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
+from callgate._lazy import import_object
 from callgate.errors import CallgateError
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.abc import Query
 
 __all__ = [
     "StorageTarget",
     "StoreNotFoundError",
     "connect_sqlite",
+    "open_sqlite_store",
+    "open_store",
     "parse_target",
+    "pg_prepare_table",
     "pg_table_exists",
+    "pg_table_name",
     "sqlite_table_exists",
 ]
 
+T = TypeVar("T")
 TargetKind = Literal["memory", "sqlite", "postgres", "redis"]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 _MEMORY: Final = frozenset({":memory:", "memory:", "sqlite://", "sqlite:///:memory:"})
 _SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_PG_IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # a libpq key/value DSN: "host=db dbname=app user=me"
 _PG_KEYWORDS: Final = re.compile(r"^\s*(host|hostaddr|port|dbname|user|service)\s*=")
 
@@ -89,6 +98,31 @@ def parse_target(target: str | os.PathLike[str]) -> StorageTarget:
         f"unknown store location {text!r}: use a file path, sqlite:///PATH, "
         "postgresql://..., redis://... or :memory:"
     )
+
+
+def open_store(
+    target: str | os.PathLike[str],
+    *,
+    what: str,
+    memory: Callable[[], T],
+    sqlite: str,
+    postgres: str,
+    must_exist: bool = False,
+    **options: Any,
+) -> T:
+    """The one store factory: `target` read by `parse_target`, then `memory()`, or the
+    ``module:Class`` named by `sqlite` / `postgres` called with the location, `must_exist` and
+    `options`. The database backends are imported only when named, so a process that keeps a
+    store in SQLite never needs a PostgreSQL driver. `what` names the store in the error for a
+    kind of target it cannot live in (e.g. Redis)."""
+    where = parse_target(target)
+    if where.kind == "memory":
+        return memory()
+    backend = {"sqlite": sqlite, "postgres": postgres}.get(where.kind)
+    if backend is None:
+        raise ValueError(f"{what} cannot be kept in {where.kind}; use SQLite or PostgreSQL")
+    store: T = import_object(backend)(where.location, must_exist=must_exist, **options)
+    return store
 
 
 def connect_sqlite(
@@ -142,3 +176,58 @@ def pg_table_exists(conn: psycopg.Connection[Any], table: str) -> bool:
     with conn.cursor(row_factory=tuple_row) as cur:  # whatever the connection's row factory
         row = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
     return bool(row and row[0])
+
+
+def open_sqlite_store(
+    path: str | os.PathLike[str],
+    *,
+    table: str,
+    schema: str,
+    holds: str,
+    timeout_s: float = 10.0,
+    must_exist: bool = False,
+) -> sqlite3.Connection:
+    """`connect_sqlite`, then the store's table: created by the `schema` script, or, with
+    `must_exist`, required to be there already (``StoreNotFoundError``: "... holds no `holds`").
+    The connection is closed again if either step fails, so a refused store leaks nothing."""
+    conn = connect_sqlite(path, timeout_s=timeout_s, must_exist=must_exist)
+    try:
+        if not must_exist:
+            conn.executescript(schema)
+        elif not sqlite_table_exists(conn, table):
+            raise StoreNotFoundError(f"{os.fspath(path)!r} holds no {holds}")
+    except (sqlite3.DatabaseError, StoreNotFoundError):
+        conn.close()
+        raise
+    return conn
+
+
+def pg_table_name(table: str) -> str:
+    """`table` if it is a plain, unquoted-safe SQL identifier; ValueError otherwise (a table
+    name is put into SQL text, never sent as a parameter)."""
+    if not _PG_IDENT.match(table):
+        raise ValueError(f"table name {table!r} is not a plain SQL identifier")
+    return table
+
+
+def pg_prepare_table(
+    conn: psycopg.Connection[Any],
+    table: str,
+    statements: Iterable[Query],
+    *,
+    lock_key: int,
+    must_exist: bool,
+) -> None:
+    """Make a store's table ready. With `must_exist` a database without it is
+    ``StoreNotFoundError`` (and `conn` is closed); otherwise `statements` (``CREATE ... IF NOT
+    EXISTS``) run in one transaction under the store's advisory lock, so workers starting
+    together do not race each other creating it."""
+    if must_exist:
+        if not pg_table_exists(conn, f'"{table}"'):
+            conn.close()
+            raise StoreNotFoundError(f"the database has no table {table!r}")
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+        for statement in statements:
+            conn.execute(statement)

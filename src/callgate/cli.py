@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "callgate.audit.cli",
     "callgate.mcp.cli",
     "callgate.server.cli",
+    "callgate.eval.cli",
 )
 
 

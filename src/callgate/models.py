@@ -89,15 +89,28 @@ def normalise_request(request: ModelRequest) -> ModelRequest:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """A model that did not answer a turn and why (a failure passed on by
+    `callgate.providers.fallback.FallbackModel`, or a turn handed over by `SplitModel`)."""
+
+    model: str
+    error: str
+    status: int | None = None
+
+
 @dataclass(slots=True)
 class ModelResponse:
-    """One assistant turn, normalised: text and/or tool calls, why it stopped, what it cost."""
+    """One assistant turn, normalised: text and/or tool calls, why it stopped, what it cost.
+
+    `fallbacks` lists the models that failed this turn before `model` answered it."""
 
     message: Message
     usage: Usage = field(default_factory=Usage)
     stop_reason: StopReason = "end_turn"
     model: str = ""
     raw: Any = None
+    fallbacks: list[Fallback] = field(default_factory=list)
 
     @property
     def tool_calls(self) -> list[ToolCall]:

@@ -332,6 +332,16 @@ class _Walk:
         self.budget -= len(value)
         return redact_text(value, self.pats)
 
+    def key(self, k: Any, out: Mapping[Any, Any]) -> Any:
+        """A mapping key as recorded: a model can put a secret in a key as easily as in a
+        value, so keys are scanned too; masked keys stay distinct so no value is lost."""
+        if not isinstance(k, str) or len(k) < _MIN_SCAN:
+            return k
+        masked = self.text(k)
+        if masked != k and masked in out:
+            masked = f"{masked}#{len(out)}"
+        return masked
+
     def raw(self, text: str) -> str:
         """Raw argument text (a call whose JSON did not decode, or a provider's string
         arguments): masked as a structure when it is JSON, else as text."""
@@ -347,14 +357,17 @@ class _Walk:
     def __call__(self, value: Any, path: Path) -> Any:
         if isinstance(value, str):
             return self.text(value)
+        if value is None or value.__class__ in _PLAIN:  # before the slow abstract-class check
+            return value
         if isinstance(value, Mapping):
             out: dict[Any, Any] = {}
             for k, v in value.items():
                 sub = (*path, str(k))
+                key = self.key(k, out)
                 if sub in self.paths or (isinstance(k, str) and self.keys(k)):
-                    out[k] = _mask_value(v)
+                    out[key] = _mask_value(v)
                 else:
-                    out[k] = self(v, sub)
+                    out[key] = self(v, sub)
             return out
         if isinstance(value, (list, set, frozenset)):
             return [self(v, path) for v in value]
@@ -370,6 +383,9 @@ class _Walk:
         if isinstance(value, (bytes, bytearray)):
             return f"<{len(value)} bytes>"
         return self.text(str(value))
+
+
+_PLAIN = frozenset({bool, int, float})
 
 
 def _mask_value(value: Any) -> Any:

@@ -81,7 +81,16 @@ UNKNOWN_KEYS = [
 
 NUMERIC_STRINGS = ["{v}", " {v} ", "{v}.0", "+{v}", "0x1f", "1_000", "1e3", "١٢", "--1"]
 BOOLISH = [0, 1, 2, -1, "true", "false", "yes", "on", "1", "0", "True"]
-HUGE_NUMBERS = ["1e308", "-1e308", "5e-324", "-0.0", "9223372036854775808", "1" + "0" * 40]
+HUGE_NUMBERS = [
+    "1e308",
+    "-1e308",
+    "5e-324",
+    "-0.0",
+    "9223372036854775808",
+    "1" + "0" * 40,
+    "9" * 400,
+    "-" + "9" * 400,
+]
 NON_OBJECT_ROOTS = ["[]", "[{}]", '"text"', "1", "-1.5", "null", "true", '""', "[1, 2]"]
 
 
@@ -280,6 +289,7 @@ class Mutator:
     # helpers -------------------------------------------------------------------------------
 
     def text(self, value: Any) -> str:
+        """JSON text, with non-ASCII written out or escaped (both reach real gates)."""
         if self.rng.random() < 0.5:
             return json.dumps(value, ensure_ascii=False)
         return json.dumps(value, separators=(",", ":"))
@@ -289,6 +299,7 @@ class Mutator:
         return self.text(replaced(value, path, SENTINEL)).replace(_SENTINEL_JSON, raw, 1)
 
     def pick(self, value: Any, want: Callable[[Path, Any], bool]) -> tuple[Path, Any] | None:
+        """A random node that `want`s (path, node), at any depth; None if there is none."""
         found = [(p, v) for p, v in nodes(value) if want(p, v)]
         return self.rng.choice(found) if found else None
 
@@ -313,12 +324,17 @@ class Mutator:
         path, node = p
         names = [str(k) for k in node]
         key = self.rng.choice(UNKNOWN_KEYS + [n + "s" for n in names] + [n.upper() for n in names])
-        if self.rng.random() < 0.01:  # a name near the size limit
+        secrets: tuple[str, ...] = ()
+        roll = self.rng.random()
+        if roll < 0.01:  # a name near the size limit
             key = "k" * self.rng.choice([2_000, 30_000])
+        elif roll < 0.06:  # a secret as the name: the error names unknown keys
+            key, core = secret(self.rng)
+            secrets = (core,)
         if key in node:
             key += "_x"
         extra = self.rng.choice([True, 1, "x", {"nested": 1}, [1]])
-        return self.deliver(replaced(v, path, {**node, key: extra})), ()
+        return self.deliver(replaced(v, path, {**node, key: extra})), secrets
 
     def missing_required(self, v: Any) -> Mutated | None:
         p = self.pick(v, lambda p, x: isinstance(x, dict) and bool(x))

@@ -356,9 +356,12 @@ class Judge:
 def _imprecise_integer(v: Any) -> bool:
     """An integral number written as a float beyond 2**53 (`1e308`): JSON Schema calls it an
     integer, but no float that large names one integer exactly, so a validator may refuse it
-    for an integer parameter. The suite accepts either outcome (and reports it)."""
+    for an integer parameter. Likewise an integer beyond the float range (400 digits) may be
+    refused for a number parameter, as the infinity it becomes. Either outcome is accepted."""
     if isinstance(v, float):
         return v.is_integer() and abs(v) >= 2**53
+    if isinstance(v, int) and not isinstance(v, bool):
+        return abs(v) >= 2**1024
     if isinstance(v, dict):
         return any(_imprecise_integer(x) for x in v.values())
     if isinstance(v, list):
@@ -371,13 +374,32 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is bool or type(b) is bool:
         return type(a) is type(b) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
-        # a float parameter turns an integer into the nearest float
-        return a == b or (isinstance(a, float) != isinstance(b, float) and float(a) == float(b))
+        # a float parameter turns an integer into the nearest float (never into infinity)
+        mixed = isinstance(a, float) != isinstance(b, float)
+        return a == b or (mixed and _as_float(a) == _as_float(b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
+
+
+def _as_float(v: int | float) -> float | None:
+    try:
+        return float(v)
+    except OverflowError:
+        return None
+
+
+def non_finite(v: Any) -> bool:
+    """Whether a value holds NaN or an infinity anywhere."""
+    if isinstance(v, float):
+        return not math.isfinite(v)
+    if isinstance(v, dict):
+        return any(non_finite(x) for x in v.values())
+    if isinstance(v, list):
+        return any(non_finite(x) for x in v)
+    return False
 
 
 _NUMERIC = {"integer", "number"}

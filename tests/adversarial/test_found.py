@@ -18,7 +18,13 @@ import pytest
 
 from callgate import Gate, tool
 from callgate.context import RunContext
-from callgate.errors import TerminalToolError, ToolDenied, ToolRetry, TransientToolError
+from callgate.errors import (
+    SchemaError,
+    TerminalToolError,
+    ToolDenied,
+    ToolRetry,
+    TransientToolError,
+)
 from callgate.messages import ToolCall, ToolResult
 from callgate.tools.definition import ExecutionOptions, Tool
 from tests.adversarial.signatures import RAW_ORDER, RECEIVED, draw, search, targets
@@ -82,6 +88,15 @@ def test_boolean_sent_for_an_integer_choice_is_refused(param: str) -> None:
     assert not ran and res.error_kind == "correctable"
 
 
+@pytest.mark.parametrize(
+    "shape", ['{"kind": "tri", "sides": [1, 1, NUM]}', '{"kind": "circle", "radius": NUM}']
+)
+def test_a_huge_integer_never_reaches_a_tool_as_infinity(shape: str) -> None:
+    raw = '{"shapes": [' + shape.replace("NUM", "9" * 400) + "]}"
+    res, ran = _call(draw, raw)
+    assert not ran and res.error_kind == "correctable"
+
+
 # --- what the model reads ------------------------------------------------------------------------
 
 
@@ -123,11 +138,6 @@ def _failing(exc: Exception) -> Tool:
     return Tool.from_function(fail, name="fail", options=ExecutionOptions(max_retries=0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gate/render.py _issue_line: the path of an unknown parameter is shown in full, so a "
-    "60,000-character key comes back as a 60,000-character error",
-)
 def test_a_huge_unknown_key_is_not_echoed_in_full() -> None:
     res, ran = _call(search, json.dumps({"query": "q", "k" * 60_000: 1}))
     assert not ran and res.error_kind == "correctable"
@@ -142,12 +152,6 @@ def _many_unknown_keys(tool_name: str) -> str:
     return json.dumps({"person": {"name": "a", "age": 1, "address": address}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/schema.py (a 'did you mean' suggestion computed for every unknown key) and "
-    "gate/render.py mask_secrets (every issue masked, though only 12 are shown): ~0.3 s of "
-    "event-loop time for one call of 60 KB",
-)
 @pytest.mark.parametrize("tool_name", ["create_person", "raw_order"])
 def test_thousands_of_unknown_keys_are_refused_quickly(tool_name: str) -> None:
     """The issue's budget is 10 ms per check on any input up to the size limit; the bound here
@@ -167,12 +171,6 @@ def _many_invalid_items(tool_name: str) -> str:
     }[tool_name]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/schema.py JsonSchemaValidator.validate / pydantic_issues: every one of ~10,000 "
-    "item errors becomes an issue (then masked in gate/render.py), though 12 are shown: "
-    "0.2-1.5 s of event-loop time for one 30 KB call",
-)
 @pytest.mark.parametrize("tool_name", ["raw_order", "raw_deploy", "walk_tree"])
 def test_many_invalid_items_are_refused_quickly(tool_name: str) -> None:
     """Generous bound (best of 3 runs, 100 ms) for what the issue budgets at 10 ms a check."""
@@ -230,6 +228,29 @@ def test_nested_unknown_key_is_refused() -> None:
     assert "delete_all" in res.content
 
 
+@pytest.mark.parametrize(
+    "ref", ["#/$defs/missing", "#/definitions/x/y", "https://example.com/s.json", "#/properties"]
+)
+def test_a_raw_schema_with_a_reference_that_cannot_resolve_is_refused(ref: str) -> None:
+    """Issue 8 item 4: accepted at registration, every call then ended in an internal error.
+    (A pointer to a non-schema, like `#/properties`, must not slip through either.)"""
+    schema = {
+        "type": "object",
+        "properties": {"a": {"$ref": ref}},
+        "definitions": {"x": {}},
+    }
+
+    async def body(**kwargs: Any) -> str:
+        return "ok"
+
+    try:
+        tool = Tool.from_schema("dangling", "d", schema, body)
+    except SchemaError:
+        return
+    res, _ = _call(tool, '{"a": 1}')
+    assert res.error_kind != "terminal", res.content
+
+
 def test_raw_order_schema_is_the_one_under_test() -> None:
     """Guards the reproductions above against a silent change of the fixture schema."""
     assert RAW_ORDER["properties"]["pin"]["pattern"] == "^[0-9]{4}$"
@@ -239,12 +260,6 @@ def test_raw_order_schema_is_the_one_under_test() -> None:
 # --- the audit record --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit/log.py AuditLog.on_call -> audit/record.py chain_hash: the refused arguments "
-    "are hashed with a strict UTF-8 encode, so a lone surrogate makes the write fail and the "
-    "call is missing from the log",
-)
 @pytest.mark.parametrize(
     "arguments",
     ['{"query": "a\\ud800"}', {"query": "a\ud800"}, {"\udc00": 1}],
@@ -267,6 +282,18 @@ def test_unknown_tool_name_is_redacted_in_the_audit_record() -> None:
 
     store = MemoryAuditStore()
     call = ToolCall("c-1", f"sk-proj-{SECRET_CORE}", "{}")
+    res = asyncio.run(Gate([search], observers=[AuditLog(store)]).execute(call, RunContext()))
+    assert res.error_kind == "correctable" and SECRET_CORE[:10] not in res.content
+    records = [json.dumps(e.to_dict()) for e in store.iter_all()]
+    assert len(records) == 1
+    assert SECRET_CORE[:10] not in records[0]
+
+
+def test_a_secret_sent_as_a_key_name_is_redacted_in_the_audit_record() -> None:
+    from callgate.audit import AuditLog, MemoryAuditStore
+
+    store = MemoryAuditStore()
+    call = ToolCall("c-1", "search", json.dumps({"query": "q", f"sk-proj-{SECRET_CORE}": 1}))
     res = asyncio.run(Gate([search], observers=[AuditLog(store)]).execute(call, RunContext()))
     assert res.error_kind == "correctable" and SECRET_CORE[:10] not in res.content
     records = [json.dumps(e.to_dict()) for e in store.iter_all()]

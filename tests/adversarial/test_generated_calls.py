@@ -1,11 +1,14 @@
 """≥ 100,000 generated calls through `Gate.execute`, each judged by the independent oracle.
 
-For every call: nothing escapes `execute`; the result carries the call's id and name; a body that
-ran received exactly what the model sent (plus defaults) and only if the oracle accepts it; a call
-the oracle accepts runs unless a documented reason (policy, empty identifier) stops it; a refusal
-has the documented kind; no secret the call carried comes back in the model-facing text; the
-text stays short. The same calls, replayed in parallel batches through `execute_many`, come
-back in order with the same outcomes.
+For every call: nothing escapes `execute`; the result carries the call's id; a body that ran
+received exactly what the model sent (plus schema defaults) and only if the oracle accepts it;
+a call the oracle accepts runs unless a documented reason stops it (a policy that denies the
+tool, an empty required identifier, a sanitiser's denial); a refusal has the documented kind
+(correctable, or denied for policy and sanitisers), never terminal; no secret the call carried,
+and no value of a sensitive parameter, comes back in the model-facing text; an unknown key is
+named in the error; the text stays short and the call fast. The first calls of each tool are
+replayed in parallel batches through `execute_many`: same ids in the same order, the same calls
+succeed, and every success ran its body exactly once.
 
 Problems the gate is already known to have are listed in `KNOWN`, each with the regression test
 in `test_found.py` that fails (xfail strict) until it is fixed; anything else fails here.
@@ -35,11 +38,11 @@ from tests.adversarial.generator import (
     Case,
     generate,
 )
-from tests.adversarial.oracle import Judge, Verdict
+from tests.adversarial.oracle import Judge, Verdict, non_finite
 from tests.adversarial.signatures import RECEIVED, Target, targets
 
 SEED = 20_261_129
-CALLS_PER_TOOL = 8_000
+CALLS_PER_TOOL = 7_200  # x 14 tools = 100,800 calls
 PARALLEL_SHARE = 800  # of each tool's calls, replayed through execute_many in groups of 8
 TARGETS = targets()
 LIMITS = DecodeLimits(max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_items=MAX_ITEMS)
@@ -65,10 +68,7 @@ ALWAYS_APPLICABLE = (
 
 #: problem kind -> the regression test in test_found.py that reproduces it (xfail strict until
 #: fixed). Remove an entry as soon as its test passes.
-KNOWN: dict[str, str] = {
-    "long-error:unknown_key": "test_a_huge_unknown_key_is_not_echoed_in_full",
-    "slow-call:many_items": "test_many_invalid_items_are_refused_quickly",
-}
+KNOWN: dict[str, str] = {}
 
 #: the result (or what escaped), what the body received, the seconds the call took
 Outcome = tuple[ToolResult | BaseException, list[tuple[str, dict[str, Any]]], float]
@@ -181,6 +181,8 @@ def _ran(
         return [Problem(kind, case, f"sent {verdict.args!r:.200} body got {got!r:.200}")]
     if not verdict.must_run and not verdict.may_run:
         return [Problem(f"ran-despite:{verdict.why}", case, f"{got!r:.200}")]
+    if non_finite(got):  # decoding refuses NaN/Infinity; nothing may turn a number into one
+        return [Problem("ran-with-non-finite", case, f"body got {got!r:.200}")]
     out: list[Problem] = []
     diff = judge.mismatch(verdict.args, got)
     if diff is not None:
@@ -208,7 +210,11 @@ def _names_unknown_keys(
     in the error, so the model can see what to remove."""
     if case.mutation != "unknown_key" or verdict.args is None or verdict.schema_ok:
         return []
-    plain = [k for k in judge.unknown_keys(verdict.args) if k.isidentifier() and len(k) <= 40]
+    plain = [
+        k
+        for k in judge.unknown_keys(verdict.args)
+        if k.isidentifier() and len(k) <= 40 and not any(c in k for c in case.secrets)
+    ]  # a secret-looking name is rightly masked
     missing = [k for k in plain if k not in res.content]
     return (
         [Problem("unknown-key-not-named", case, f"{missing}: {res.content[:200]}")]

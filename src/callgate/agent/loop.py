@@ -26,7 +26,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Generic, Literal
 
 from callgate import serde
 from callgate.agent.budgets import (
@@ -39,6 +40,8 @@ from callgate.agent.budgets import (
 )
 from callgate.agent.guards import LoopBreaker, RunGuards, stop_reason
 from callgate.agent.guidance import tool_guidance
+from callgate.agent.output import OutputSpec, OutputT, build_output, split_calls
+from callgate.agent.router import Router, RoutingChoice
 from callgate.context import RunContext
 from callgate.errors import CallgateError, ErrorKind
 from callgate.gate.core import Gate
@@ -48,6 +51,7 @@ from callgate.models import (
     Model,
     ModelRequest,
     ModelResponse,
+    NamedToolChoice,
     ResponseFinished,
     TextDelta,
     ToolCallDelta,
@@ -67,20 +71,36 @@ FINAL_ANSWER_PROMPT = (
     "You have used all the steps allowed for this request. Answer the user now, without tools: "
     "say what you found and what is still missing."
 )
+FINAL_RESULT_PROMPT = (
+    "You have used all the steps allowed for this request. Give your final result now with "
+    "the `{name}` tool, from what you found."
+)
+_NO_RESULT = (
+    "I could not complete this: my answers did not produce a valid result and the correction "
+    "budget for this request is used up."
+)
+
+
+class OutputMissing(CallgateError):
+    """`RunResult.output` was read on a structured-output run that ended without a valid
+    result (paused for approval, or stopped by a guard before the model gave one)."""
 
 
 @dataclass(slots=True)
-class RunResult:
+class RunResult(Generic[OutputT]):
     """How a run ended.
 
     - completed: the model answered (`output`).
     - paused: calls wait for approval (`pending`: their approval ids); resume with `run_id`.
     - stopped: a guard ended it (`reason`: iterations, loop, budget:..., corrections); `output`
       holds the final answer when one could still be obtained.
+
+    `output` is the answer's text, or with `Agent(output_type=T)` the validated `T`; `text` is
+    always the model's last text (or the run's own explanation when it stopped).
     """
 
     status: RunStatus
-    output: str
+    text: str
     messages: list[Message]
     usage: Usage
     run_id: str
@@ -89,6 +109,19 @@ class RunResult:
     tool_calls: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     results: list[ToolResult] = field(default_factory=list)
+    #: the typed output (the text itself for runs without `output_type`); None when a
+    #: structured run ended without a valid result
+    value: OutputT | None = None
+
+    @property
+    def output(self) -> OutputT:
+        """The run's answer; raises `OutputMissing` when a structured run has none."""
+        if self.value is None:
+            raise OutputMissing(
+                f"the run ended {self.status} ({self.reason or 'no reason'}) without a valid "
+                "structured result; its text is in `RunResult.text`"
+            )
+        return self.value
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -128,7 +161,7 @@ class ToolFinished:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
-    result: RunResult
+    result: RunResult[Any]
 
 
 AgentEvent = (
@@ -147,7 +180,7 @@ AgentEvent = (
 StepChoice = Callable[[int], ToolChoice | None]
 
 
-class Agent:
+class Agent(Generic[OutputT]):
     """A model, a gate and the guards around them.
 
     `tools` is a `Gate` (for full control of policy, approval, middleware) or tools/a toolset
@@ -155,6 +188,11 @@ class Agent:
     the system prompt; tool-use guidance generated from the tools is appended unless
     `guidance=False` or replaced by a string. `price` is the model's price, used to fill the cost
     of each turn (providers do not report it); `Budgets(max_cost_usd=...)` requires it.
+
+    `output_type` (a Pydantic model, dataclass, TypedDict or a union of them) makes the run's
+    answer a validated value of that type (`callgate.agent.output`). `router` offers the model
+    only the tools relevant to each turn (`callgate.agent.router`). `final_model` writes the
+    answer while `model` does the tool-calling turns (`callgate.providers.fallback.SplitModel`).
     """
 
     def __init__(
@@ -172,6 +210,9 @@ class Agent:
         run_store: RunStore | None = None,
         status_interval_s: float = 1.0,
         price: Price | None = None,
+        output_type: type[OutputT] | UnionType | None = None,
+        router: Router | None = None,
+        final_model: Model | None = None,
     ) -> None:
         if budgets is not None and budgets.max_cost_usd is not None and price is None:
             raise ValueError(
@@ -181,7 +222,16 @@ class Agent:
             )
         self.model = model
         self.price = price
-        self.gate = tools if isinstance(tools, Gate) else Gate(tools)
+        self.router = router
+        self.gate = self._gate_of(tools, router)
+        self._output: OutputSpec[Any] | None = None
+        if output_type is not None:
+            self._output = build_output(output_type, self.gate)
+        if final_model is not None:
+            from callgate.providers.fallback import SplitModel
+
+            answer_tools = (self._output.name,) if self._output is not None else ()
+            self.model = SplitModel(model, final_model, answer_tools=answer_tools)
         self.instructions = instructions
         self.guidance = guidance
         self.budgets = budgets or Budgets()
@@ -193,6 +243,21 @@ class Agent:
         self.status_interval_s = status_interval_s
         self._system_cache: tuple[tuple[str, ...], str | None] | None = None
 
+    @staticmethod
+    def _gate_of(
+        tools: Gate | Toolset | Iterable[Tool | Callable[..., Any]], router: Router | None
+    ) -> Gate:
+        """The run's gate; a router joins it as middleware, so its choice holds at call time."""
+        if not isinstance(tools, Gate):
+            return Gate(tools, middleware=[router] if router is not None else ())
+        if router is not None and router not in tools.middleware:
+            raise ValueError(
+                "Agent(router=...) with your own Gate: add the router to the gate's middleware "
+                "too (Gate(..., middleware=[router, ...])), so a routed-out tool is unknown at "
+                "call time as well as hidden from the model"
+            )
+        return tools
+
     # public entry points -------------------------------------------------------------------
 
     async def run(
@@ -202,9 +267,9 @@ class Agent:
         ctx: RunContext | None = None,
         tool_choice: ToolChoice | None = None,
         step_tool_choice: StepChoice | None = None,
-    ) -> RunResult:
+    ) -> RunResult[OutputT]:
         """Run until the model answers, a guard stops it, or a call waits for approval."""
-        result: RunResult | None = None
+        result: RunResult[OutputT] | None = None
         async for ev in self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=False):
             if isinstance(ev, RunFinished):
                 result = ev.result
@@ -218,7 +283,7 @@ class Agent:
         ctx: RunContext | None = None,
         tool_choice: ToolChoice | None = None,
         step_tool_choice: StepChoice | None = None,
-    ) -> RunResult:
+    ) -> RunResult[OutputT]:
         """Blocking twin of `run`."""
         return asyncio.run(
             self.run(prompt, ctx=ctx, tool_choice=tool_choice, step_tool_choice=step_tool_choice)
@@ -236,21 +301,21 @@ class Agent:
         starting, status while slow tools run, each result, and `RunFinished` last."""
         return self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=True)
 
-    async def resume(self, run_id: str, *, deps: Any = None) -> RunResult:
+    async def resume(self, run_id: str, *, deps: Any = None) -> RunResult[OutputT]:
         """Continue a paused run after its approvals were decided.
 
         Pending calls go through the gate again: approved ones run (exactly once, guaranteed by
         the approval store), denied ones come back to the model as denied, and ones still
         undecided keep the run paused.
         """
-        result: RunResult | None = None
+        result: RunResult[OutputT] | None = None
         async for ev in self._resume(run_id, deps, streaming=False):
             if isinstance(ev, RunFinished):
                 result = ev.result
         assert result is not None
         return result
 
-    def resume_sync(self, run_id: str, *, deps: Any = None) -> RunResult:
+    def resume_sync(self, run_id: str, *, deps: Any = None) -> RunResult[OutputT]:
         return asyncio.run(self.resume(run_id, deps=deps))
 
     # the loop ------------------------------------------------------------------------------
@@ -316,6 +381,7 @@ class Agent:
         results = [done[c.id] for c in calls]
         outcome = self._after_calls(state, calls, results)
         if outcome is not None:
+            await self._flush_observers()
             yield RunFinished(outcome)
             return
         self.run_store.delete(run_id)
@@ -331,7 +397,94 @@ class Agent:
         while st.outcome is None:
             async for ev in self._turn(st, streaming):
                 yield ev
+        if self.router is not None:
+            self.router.forget(st.ctx)
+        await self._flush_observers()
         yield RunFinished(st.outcome)
+
+    async def _flush_observers(self) -> None:
+        """Observers that write in the background (the group-committing audit log) have every
+        record of the run durable before the run is reported finished."""
+        for o in self.gate.observers:
+            aflush = getattr(o, "aflush", None)
+            if aflush is None:
+                continue
+            try:
+                await aflush()
+            except Exception:
+                log.exception("observer %r could not flush", o)
+
+    async def _specs(self, st: _RunState) -> list[ToolSpec]:
+        """The tools offered this turn: the run's tools (the routed few when a router is set)
+        and the final-result tool of a structured run."""
+        if self.router is not None:
+            self.router.forget(st.ctx)  # rank every tool the run may see, not last turn's few
+            st.routed = await self.router.route(self.gate.list_tools(st.ctx), st.messages, st.ctx)
+        specs = self.gate.specs(st.ctx)
+        if self._output is not None:
+            specs.append(self._output.tool.spec)
+        return specs
+
+    def _refuse_text(self, st: _RunState) -> None:
+        """A structured run's model answered in text: tell it to use the final-result tool,
+        counting the attempt against the same correction budget as a wrong-typed result."""
+        out = self._output
+        assert out is not None
+        c = st.ctx.corrections
+        c[out.name] = c.get(out.name, 0) + 1
+        c["*"] = c.get("*", 0) + 1
+        left = min(
+            out.tool.options.max_corrections - c[out.name],
+            self.gate.max_corrections_per_run - c["*"],
+        )
+        if left <= 0:
+            st.outcome = self._result(st, "stopped", _NO_RESULT, "corrections")
+            return
+        st.messages.append(Message.user(out.text_refused()))
+
+    async def _output_turn(
+        self,
+        st: _RunState,
+        calls: list[ToolCall],
+        tools_off: bool,
+        over: str | None,
+        streaming: bool,
+    ) -> AsyncIterator[AgentEvent]:
+        """A turn that calls the final-result tool. Called alone and valid, it ends the run
+        with the typed value (no further model turn). Called beside other tools it is refused
+        (their results may change the answer) while the other calls are gated as usual."""
+        out = self._output
+        assert out is not None
+        finals, others = split_calls(calls, out.name)
+        refusals: list[Refusal | None] = [None] * len(calls)
+        screened = st.guards.screen([calls[i] for i in others], tools_off, over)
+        for i, refusal in zip(others, screened, strict=True):
+            refusals[i] = refusal
+        if len(finals) > 1 or others:
+            for i in finals:
+                refusals[i] = Refusal("output:not-alone", out.not_alone(), "correctable")
+        got: dict[int, ToolResult] = {}
+        for i in finals:
+            if streaming:
+                yield ToolStarted(calls[i])
+            got[i] = await out.gate.execute(calls[i], st.ctx, st.messages, refusal=refusals[i])
+            if streaming:
+                yield ToolFinished(got[i])
+        if not others and not got[finals[0]].is_error:
+            res = got[finals[0]]
+            st.results.append(res)
+            st.messages.append(Message.tool(res))
+            text = st.response.text if st.response is not None else ""
+            status: RunStatus = "completed" if over is None else "stopped"
+            st.outcome = self._result(st, status, text, over, value=res.data)
+            return
+        async for ev in self._gate_calls(st, [calls[i] for i in others], screened, streaming):
+            yield ev
+        for i, res in zip(others, st.turn_results, strict=True):
+            got[i] = res
+        st.turn_results = [got[i] for i in range(len(calls))]
+        async for ev in self._after_turn(st, calls, refusals, streaming):
+            yield ev
 
     async def _turn(self, st: _RunState, streaming: bool) -> AsyncIterator[AgentEvent]:
         """One model turn and the calls it proposed."""
@@ -343,7 +496,7 @@ class Agent:
         choice = st.tool_choice
         if st.step_tool_choice is not None:
             choice = st.step_tool_choice(st.turns) or choice
-        req = self._request(st, self.gate.specs(st.ctx), choice)
+        req = self._request(st, await self._specs(st), choice)
         if not self._fits_budget(st, req):
             return
         yield TurnStarted(st.turns)
@@ -362,9 +515,16 @@ class Agent:
         calls = response.message.tool_calls
         over = over_budget(self.budgets, st.usage)
         if not calls:
+            if self._output is not None and over is None and choice != "none":
+                self._refuse_text(st)
+                return
             self._answered(st, response.text, over)
             return
         _ensure_ids(calls, st.turns)
+        if self._output is not None and any(c.name == self._output.name for c in calls):
+            async for ev in self._output_turn(st, list(calls), choice == "none", over, streaming):
+                yield ev
+            return
         refusals = st.guards.screen(list(calls), choice == "none", over)
         async for ev in self._gate_calls(st, list(calls), refusals, streaming):
             yield ev
@@ -471,7 +631,7 @@ class Agent:
 
     def _after_calls(
         self, st: _RunState, calls: list[ToolCall], results: list[ToolResult]
-    ) -> RunResult | None:
+    ) -> RunResult[OutputT] | None:
         """Append results, or pause/stop. Returns a RunResult when the run ends here."""
         st.results.extend(r for r in results if r.error_kind != _PENDING)
         pending = [r for r in results if r.error_kind == _PENDING]
@@ -495,7 +655,7 @@ class Agent:
         calls: list[ToolCall],
         results: list[ToolResult],
         pending: list[ToolResult],
-    ) -> RunResult:
+    ) -> RunResult[OutputT]:
         state = {
             "ctx": serde.context_to_dict(st.ctx),
             "messages": [serde.message_to_dict(m) for m in st.messages],
@@ -554,8 +714,13 @@ class Agent:
         self, st: _RunState, reason: str, streaming: bool
     ) -> AsyncIterator[AgentEvent]:
         """One last request with tools switched off, so a stopped run still answers."""
-        st.messages.append(Message.user(FINAL_ANSWER_PROMPT))
-        req = self._request(st, self.gate.specs(st.ctx), "none")
+        out = self._output
+        if out is None:
+            st.messages.append(Message.user(FINAL_ANSWER_PROMPT))
+            req = self._request(st, self.gate.specs(st.ctx), "none")
+        else:  # a structured run's last answer can only be the final-result tool
+            st.messages.append(Message.user(FINAL_RESULT_PROMPT.format(name=out.name)))
+            req = self._request(st, [out.tool.spec], NamedToolChoice(out.name))
         if not self._fits_budget(st, req):  # not even a last answer is affordable
             return
         t0 = time.perf_counter()
@@ -567,13 +732,29 @@ class Agent:
         self._account(st, response)
         st.turns += 1
         text = response.text
+        value = await self._last_value(st, response) if out is not None else None
         if response.tool_calls:
             text = text or "I could not finish this request within the allowed steps."
             response.message.tool_calls = []
         st.messages.append(response.message)
         self._record_turn(st, response, time.perf_counter() - t0)
         yield ModelTurn(st.turns - 1, response, time.perf_counter() - t0)
-        st.outcome = self._result(st, "stopped", text, reason)
+        st.outcome = self._result(st, "stopped", text, reason, value=value)
+
+    async def _last_value(self, st: _RunState, response: ModelResponse) -> Any:
+        """The typed value of a stopped run's last final-result call, if it is valid (checked
+        and recorded by the output gate like any call)."""
+        out = self._output
+        assert out is not None
+        finals = [c for c in response.tool_calls if c.name == out.name][:1]
+        if not finals:
+            return None
+        _ensure_ids(finals, st.turns)
+        res = await out.gate.execute(finals[0], st.ctx, st.messages)
+        if res.is_error:
+            return None
+        st.results.append(res)
+        return res.data
 
     # helpers -------------------------------------------------------------------------------
 
@@ -588,6 +769,8 @@ class Agent:
                 parts.append(g)
         elif isinstance(self.guidance, str) and self.guidance:
             parts.append(self.guidance)
+        if self._output is not None:
+            parts.append(self._output.prompt())
         system = "\n\n".join(parts) or None
         self._system_cache = (key, system)
         return system
@@ -618,6 +801,8 @@ class Agent:
             cost_usd=response.usage.cost_usd,
             duration_s=dt,
             sensitive=self._sensitive(st.ctx, response.tool_calls),
+            routed_tools=st.routed.tools if st.routed is not None else None,
+            fallbacks=tuple(f"{f.model}: {f.error}" for f in response.fallbacks),
         )
         for o in observers:
             try:
@@ -634,11 +819,20 @@ class Agent:
         return out
 
     def _result(
-        self, st: _RunState, status: RunStatus, output: str, reason: str | None = None
-    ) -> RunResult:
+        self,
+        st: _RunState,
+        status: RunStatus,
+        output: str,
+        reason: str | None = None,
+        *,
+        value: Any = None,
+    ) -> RunResult[OutputT]:
+        """The run's result; `value` is the typed output of a structured run (a run without
+        `output_type` returns its text as the output)."""
         return RunResult(
             status=status,
-            output=output,
+            text=output,
+            value=value if self._output is not None else output,
             messages=st.messages,
             usage=st.usage,
             run_id=st.ctx.run_id,
@@ -667,7 +861,9 @@ class _RunState:
     #: the results of the calls of the current turn, in the order of its calls
     turn_results: list[ToolResult] = field(default_factory=list)
     #: set by the turn that ends the run
-    outcome: RunResult | None = None
+    outcome: RunResult[Any] | None = None
+    #: the router's choice for the current turn (None without a router)
+    routed: RoutingChoice | None = None
 
 
 def _ensure_ids(calls: list[ToolCall], turn: int) -> None:

@@ -3,7 +3,8 @@ the store contract, and the helpers that bind a request to one call (argument ha
 owner of an executing call).
 
 Stores (`callgate.approvals.stores`) import only this module, and the rules that move a request
-from one status to the next live once, in `callgate.approvals.service.Approvals`.
+from one status to the next live once, in `callgate.approvals.service.Approvals`. The public
+names are listed once, by the package (`callgate.approvals`); backends import the rest from here.
 """
 
 from __future__ import annotations
@@ -26,27 +27,6 @@ from callgate.errors import CallgateError
 from callgate.redaction import is_secret_key, redact
 from callgate.serde import canonical_json
 from callgate.tools.definition import Tool
-
-__all__ = [
-    "FIELD_NAMES",
-    "MUTABLE_FIELDS",
-    "STATUSES",
-    "ApprovalConflictError",
-    "ApprovalError",
-    "ApprovalExpiredError",
-    "ApprovalNotFoundError",
-    "ApprovalRequest",
-    "ApprovalStore",
-    "Status",
-    "StoreBase",
-    "Transition",
-    "args_hash",
-    "encode_arguments",
-    "format_time",
-    "mask_arguments",
-    "owner_is_dead",
-    "process_owner",
-]
 
 Status = Literal["pending", "approved", "denied", "expired", "executing", "done", "interrupted"]
 STATUSES: Final[tuple[str, ...]] = (

@@ -66,21 +66,7 @@ from callgate.gate.protocols import Invocation, PolicyDecision
 from callgate.messages import ToolResult
 from callgate.redaction import redact_text
 
-# the model names stay importable from here for the modules that already do
-__all__ = [
-    "ApprovalConflictError",
-    "ApprovalError",
-    "ApprovalExpiredError",
-    "ApprovalNotFoundError",
-    "ApprovalRequest",
-    "ApprovalStore",
-    "Approvals",
-    "CallbackApprover",
-    "args_hash",
-    "build_request",
-    "mask_arguments",
-    "process_owner",
-]
+__all__ = ["Approvals", "CallbackApprover", "build_request"]
 
 _MAX_COMMENT: Final = 2000
 _MAX_SUMMARY: Final = 500

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from callgate._lazy import import_object
 from callgate._storage import StoreNotFoundError
 from callgate._tables import clip, print_table
 from callgate.audit.log import AuditLog
@@ -248,12 +248,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _load_target(spec: str) -> Gate:
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise ValueError(f"--tools takes module:attr, got {spec!r}")
-    obj: Any = importlib.import_module(mod_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj = import_object(spec)
     if callable(obj) and not isinstance(obj, Gate) and not hasattr(obj, "spec"):
         obj = obj()
     if isinstance(obj, Gate):

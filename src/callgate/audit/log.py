@@ -16,11 +16,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from callgate.audit.record import AuditEntry, AuditStore, Head, NewRecord, Query, jsonable
 from callgate.audit.stores import open_audit_store
+from callgate.audit.stores.memory import MemoryAuditStore
 from callgate.audit.verify import VerifyReport, verify_entries
+from callgate.audit.writer import BatchStore, GroupWriter
 from callgate.context import RunContext
 from callgate.gate.protocols import CallRecord, TurnRecord
 from callgate.redaction import DEFAULT_PATTERNS, ValuePattern, redact, redact_text
@@ -28,6 +30,9 @@ from callgate.redaction import DEFAULT_PATTERNS, ValuePattern, redact, redact_te
 __all__ = ["AuditLog"]
 
 log = logging.getLogger("callgate.audit.log")
+
+#: record kinds that are group-committed (the rest are written at once)
+_GROUPED = frozenset({"call", "turn"})
 
 
 class AuditLog:
@@ -37,6 +42,13 @@ class AuditLog:
     (`on_turn`); approvals and the application report other events with `record_event`.
     Observers must not raise, so write failures are logged and counted in `failures`; pass
     `strict=True` to make them raise instead (for applications that must not run unaudited).
+
+    Group commit (the default for SQLite and PostgreSQL, not with `strict`): call and turn
+    records are queued and a background thread commits them in batches
+    (`callgate.audit.writer`), so the event loop never waits for an fsync and concurrent calls
+    share one. A record is durable once `flush()` / `await aflush()` returns; the log flushes
+    before it reads and on `close()`, and the agent loop before it reports a run finished.
+    `record_event` writes at once (it returns the stored entry).
     """
 
     def __init__(
@@ -48,6 +60,7 @@ class AuditLog:
         max_text_chars: int = 2000,
         sensitive_params: Mapping[str, Iterable[str]] | None = None,
         strict: bool = False,
+        group_commit: bool = True,
     ) -> None:
         self.store = store
         self.patterns = tuple(patterns)
@@ -57,6 +70,11 @@ class AuditLog:
         self.strict = strict
         self.failures = 0
         self._lock = threading.Lock()
+        self._writer: GroupWriter | None = None
+        if group_commit and not strict and not isinstance(store, MemoryAuditStore):
+            append_many = getattr(store, "append_many", None)
+            if append_many is not None:
+                self._writer = GroupWriter(cast(BatchStore, store), self._batch_failed)
 
     @classmethod
     def open(
@@ -88,7 +106,7 @@ class AuditLog:
             **self._who(ctx),
             "call_id": record.call_id,
             "version": record.version,
-            "arguments": redact(record.arguments, sensitive, patterns=self.patterns),
+            "arguments": jsonable(redact(record.arguments, sensitive, patterns=self.patterns)),
             "rule": record.rule,
             "error_kind": record.error_kind,
             "result_summary": self._text(record.result_summary, self.max_summary_chars),
@@ -101,7 +119,8 @@ class AuditLog:
             data["approval_id"] = approval_id
         if state:
             data["state"] = redact(jsonable(state), patterns=self.patterns)
-        self._write("call", ctx, record.tool, record.decision, data)
+        # every value above is already JSON-safe: no second walk over the record
+        self._write("call", ctx, record.tool, record.decision, data, safe=True)
 
     def on_turn(self, record: TurnRecord) -> None:
         ctx = record.ctx
@@ -130,6 +149,10 @@ class AuditLog:
             "cost_usd": record.cost_usd,
             "duration_s": record.duration_s,
         }
+        if record.routed_tools is not None:
+            data["routed_tools"] = list(record.routed_tools)
+        if record.fallbacks:
+            data["fallbacks"] = list(record.fallbacks)
         self._write("turn", ctx, None, None, data)
 
     def record_event(
@@ -169,6 +192,8 @@ class AuditLog:
         tool: str | None,
         decision: str | None,
         data: dict[str, Any],
+        *,
+        safe: bool = False,
     ) -> AuditEntry | None:
         rec = NewRecord(
             ts=time.time(),
@@ -179,10 +204,16 @@ class AuditLog:
             tenant=ctx.tenant if ctx else None,
             tool=tool,
             decision=decision,
-            data=jsonable(data),
+            data=data if safe else jsonable(data),
         )
+        writer = self._writer
         try:
+            if writer is not None and kind in _GROUPED:
+                writer.put(rec)
+                return None
             with self._lock:
+                if writer is not None:
+                    writer.flush()  # keep the order: queued records come first
                 return self.store.append(rec)
         except Exception:
             self.failures += 1
@@ -190,6 +221,19 @@ class AuditLog:
                 raise
             log.exception("audit write failed (%s record)", kind)
             return None
+
+    def _batch_failed(self, batch: Sequence[NewRecord], exc: BaseException) -> None:
+        self.failures += len(batch)
+        log.error("audit write failed: %d records lost", len(batch), exc_info=exc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record written so far is committed (False if `timeout` passed)."""
+        return self._writer.flush(timeout) if self._writer is not None else True
+
+    async def aflush(self) -> None:
+        """`flush` for async code: waits without blocking the event loop."""
+        if self._writer is not None:
+            await self._writer.aflush()
 
     # reading -----------------------------------------------------------------------------
 
@@ -204,6 +248,7 @@ class AuditLog:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> list[AuditEntry]:
+        self.flush()
         return self.store.query(
             Query(conversation_id, user_id, tool, decision, kind, 0, limit, newest_first)
         )
@@ -211,11 +256,13 @@ class AuditLog:
     def head(self) -> Head | None:
         """The newest record's seq and hash. Keep it elsewhere (a ticket, another system) and
         pass it to `verify` later to detect records removed from the end."""
+        self.flush()
         return self.store.head()
 
     def verify(self, anchor: Head | None = None, *, key: bytes | None = None) -> VerifyReport:
         """Walk the whole chain in constant memory and compare it with the store's checkpoints
         (signatures checked with `key`, by default the store's own key) and `anchor`."""
+        self.flush()
         return verify_entries(
             self.store.iter_all(),
             anchor,
@@ -224,5 +271,8 @@ class AuditLog:
         )
 
     def close(self) -> None:
-        """Close the store (which checkpoints its head if this log wrote anything)."""
+        """Commit what is queued, then close the store (which checkpoints its head if this log
+        wrote anything)."""
+        if self._writer is not None:
+            self._writer.close()
         self.store.close()

@@ -101,10 +101,31 @@ def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(body)).encode("utf-8")).hexdigest()
 
 
+def _encodable(text: str) -> str:
+    """The text with lone surrogates (which a model can send escaped, and no database or hash
+    can encode) replaced by U+FFFD, so a call carrying one is still recorded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe copy: unknown objects become strings, non-finite floats become strings, so
     every record serialises the same way on every backend."""
-    if value is None or isinstance(value, (bool, int, str)):
+    cls = value.__class__
+    if cls is str:
+        return value if value.isascii() else _encodable(value)
+    if cls is int or cls is bool or value is None:
+        return value
+    if cls is dict:  # the common case, without the slower abstract-class checks
+        return {
+            jsonable(k if k.__class__ is str else str(k)): jsonable(v) for k, v in value.items()
+        }
+    if cls is list:
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)

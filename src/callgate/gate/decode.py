@@ -6,7 +6,8 @@ never raise anything but `ArgumentsInvalid`. Rules:
 - the raw text is at most `max_bytes` (default 64 KiB) and nests at most `max_depth` (default 32);
 - it must be a JSON object (an empty string counts as `{}`, which some providers send for
   parameterless tools);
-- NaN / Infinity are refused (not JSON; they break downstream serialisers);
+- NaN / Infinity are refused (not JSON; they break downstream serialisers), and so are numbers
+  beyond a double's range (1e999, a 400-digit integer), which turn into infinity;
 - duplicate keys are refused (providers' parsers disagree on which value wins).
 
 Decoding uses pydantic-core's Rust JSON parser. Duplicate keys are invisible after parsing, so a
@@ -74,6 +75,10 @@ class _DuplicateKey(Exception):
     def __init__(self, key: str) -> None:
         self.key = key
 
+
+#: an integer this large becomes infinity wherever a float is expected (a nested model's float
+#: field, any JSON consumer using doubles), so it is refused like Infinity itself
+_FLOAT_LIMIT = 2**1024
 
 _NONFINITE = re.compile(r"\b(NaN|-?Infinity)\b")
 #: numbers that may overflow a float: a 3-digit exponent or 300+ digits
@@ -200,7 +205,9 @@ def _check_mapping(obj: dict[str, Any], limits: DecodeLimits) -> None:
             size[0] += len(v)
             if not v.isascii():
                 _check_unicode(v)
-        elif isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        elif (isinstance(v, float) and (v != v or v in (float("inf"), float("-inf")))) or (
+            v.__class__ is int and not -_FLOAT_LIMIT < v < _FLOAT_LIMIT
+        ):
             raise _issue(
                 "arguments contain NaN or Infinity (or a number too large for a float); use a "
                 "finite number or null"

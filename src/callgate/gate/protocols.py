@@ -269,6 +269,10 @@ class TurnRecord:
     #: sensitive parameter names of each called tool, so observers can redact the proposed
     #: arguments the same way the gate redacts validated ones
     sensitive: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: the tools a router offered this turn, best first (None: the run is not routed)
+    routed_tools: tuple[str, ...] | None = None
+    #: models that failed this turn before `model` answered, as "model: why"
+    fallbacks: tuple[str, ...] = ()
 
 
 class Observer(Protocol):

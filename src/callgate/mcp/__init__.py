@@ -7,9 +7,28 @@
 Needs the ``mcp`` extra (the official MCP SDK).
 """
 
-from callgate.mcp.client import ImportedTools, import_tools, tool_from_mcp
-from callgate.mcp.proxy import proxy_http_app, run_proxy_stdio
-from callgate.mcp.server import GateMcpServer, Identity
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from callgate._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from callgate.mcp.client import ImportedTools, import_tools, tool_from_mcp
+    from callgate.mcp.proxy import proxy_http_app, run_proxy_stdio
+    from callgate.mcp.server import GateMcpServer, Identity
+
+# loaded on first use: `callgate mcp ...` builds its parser from this package, and the SDK takes
+# about a second to import
+_EXPORTS = {
+    "GateMcpServer": "callgate.mcp.server",
+    "Identity": "callgate.mcp.server",
+    "ImportedTools": "callgate.mcp.client",
+    "import_tools": "callgate.mcp.client",
+    "tool_from_mcp": "callgate.mcp.client",
+    "proxy_http_app": "callgate.mcp.proxy",
+    "run_proxy_stdio": "callgate.mcp.proxy",
+}
 
 __all__ = [
     "GateMcpServer",
@@ -20,3 +39,6 @@ __all__ = [
     "run_proxy_stdio",
     "tool_from_mcp",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -13,16 +13,19 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
+if TYPE_CHECKING:
+    from callgate.mcp.loading import Governance
+    from callgate.mcp.server import Identity
 
-from callgate.mcp.loading import Governance, load_gate
-from callgate.mcp.proxy import governed, proxy_http_app, run_proxy_stdio
-from callgate.mcp.server import GateMcpServer, Identity
+# The MCP SDK, the gate and the stores are imported when a command runs, not when the parser is
+# built: every `callgate` command builds the whole parser, and the SDK alone takes a second.
 
 
 def identity_from(args: argparse.Namespace) -> Identity:
+    from callgate.mcp.server import Identity
+
     user = args.user or os.environ.get("CALLGATE_USER") or None
     roles = list(args.role or []) or [
         r for r in os.environ.get("CALLGATE_ROLES", "").split(",") if r.strip()
@@ -32,6 +35,8 @@ def identity_from(args: argparse.Namespace) -> Identity:
 
 
 def _governance(args: argparse.Namespace) -> Governance:
+    from callgate.mcp.loading import Governance
+
     return Governance(policy=args.policy, approvals=args.approvals, audit=args.audit)
 
 
@@ -42,6 +47,11 @@ def _serve_http(app: Any, host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import anyio
+
+    from callgate.mcp.loading import load_gate
+    from callgate.mcp.server import GateMcpServer
+
     gate = load_gate(args.target, _governance(args))
     server = GateMcpServer(gate, name=args.name, identity=identity_from(args))
     if args.transport == "http":
@@ -52,6 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:
+    import anyio
+
+    from callgate.mcp.proxy import governed, proxy_http_app, run_proxy_stdio
+
     make_gate = governed(_governance(args))
     identity = identity_from(args)
     if args.transport == "http":

@@ -7,11 +7,11 @@ toolset the options supply the governance: a policy file, an approval store and 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from callgate._lazy import import_object
 from callgate.approvals import Approvals, open_approval_store
 from callgate.audit.log import AuditLog
 from callgate.gate.core import Gate
@@ -33,12 +33,7 @@ class Governance:
 def load_object(spec: str) -> Any:
     """Import ``package.module:attribute`` (the command line makes the current directory
     importable, as ``python -m`` does)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"expected MODULE:ATTRIBUTE, got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    obj = import_object(spec)
     if callable(obj) and not isinstance(obj, Gate | Toolset | Tool):
         obj = obj()
     return obj

@@ -16,7 +16,7 @@ import dataclasses
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeAlias
 
@@ -244,18 +244,18 @@ class _Parser:
         return node
 
     def or_expr(self) -> _Node:
-        items = [self.and_expr()]
-        while self.peek().kind == "kw" and self.peek().value == "or":
-            self.take()
-            items.append(self.and_expr())
-        return items[0] if len(items) == 1 else _BoolOp("or", tuple(items))
+        return self._chain("or", self.and_expr)
 
     def and_expr(self) -> _Node:
-        items = [self.not_expr()]
-        while self.peek().kind == "kw" and self.peek().value == "and":
+        return self._chain("and", self.not_expr)
+
+    def _chain(self, op: str, operand: Callable[[], _Node]) -> _Node:
+        """``operand (op operand)*``: the one operand, or a `_BoolOp` over all of them."""
+        items = [operand()]
+        while self.peek().kind == "kw" and self.peek().value == op:
             self.take()
-            items.append(self.not_expr())
-        return items[0] if len(items) == 1 else _BoolOp("and", tuple(items))
+            items.append(operand())
+        return items[0] if len(items) == 1 else _BoolOp(op, tuple(items))
 
     def not_expr(self) -> _Node:
         self.depth += 1

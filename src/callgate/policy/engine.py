@@ -60,6 +60,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
+from typing_extensions import TypedDict, Unpack
+
 from callgate.context import RunContext
 from callgate.gate.protocols import SEVERITY, Effect, PolicyDecision
 from callgate.policy.conditions import (
@@ -128,6 +130,21 @@ def _names(value: str | Iterable[str] | None, field: str) -> tuple[str, ...]:
     return items
 
 
+SELECTOR_FIELDS: Final = ("tools", "namespaces", "tiers", "roles", "tenants", "users")
+
+
+class Selectors(TypedDict, total=False):
+    """The keywords `Rule` and `PythonRule` share to say which tools and runs they are about:
+    each a name or a list of names (``tools`` may hold globs); an absent one matches all."""
+
+    tools: str | Iterable[str] | None
+    namespaces: str | Iterable[str] | None
+    tiers: str | Iterable[str] | None
+    roles: str | Iterable[str] | None
+    tenants: str | Iterable[str] | None
+    users: str | Iterable[str] | None
+
+
 class _Selectors:
     """The non-condition part of a rule: which tools and which runs it is about."""
 
@@ -143,21 +160,18 @@ class _Selectors:
         "users",
     )
 
-    def __init__(
-        self,
-        tools: str | Iterable[str] | None,
-        namespaces: str | Iterable[str] | None,
-        tiers: str | Iterable[str] | None,
-        roles: str | Iterable[str] | None,
-        tenants: str | Iterable[str] | None,
-        users: str | Iterable[str] | None,
-    ) -> None:
-        self.tools = _names(tools, "tools")
-        self.namespaces = _names(namespaces, "namespaces")
-        self.tiers = _names(tiers, "tiers")
-        self.roles = frozenset(_names(roles, "roles"))
-        self.tenants = frozenset(_names(tenants, "tenants"))
-        self.users = frozenset(_names(users, "users"))
+    def __init__(self, owner: str, given: Selectors) -> None:
+        # the rules take these as **keywords: a misspelt one must still be refused, as a
+        # misspelt named parameter would be
+        for key in given:
+            if key not in SELECTOR_FIELDS:
+                raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
+        self.tools = _names(given.get("tools"), "tools")
+        self.namespaces = _names(given.get("namespaces"), "namespaces")
+        self.tiers = _names(given.get("tiers"), "tiers")
+        self.roles = frozenset(_names(given.get("roles"), "roles"))
+        self.tenants = frozenset(_names(given.get("tenants"), "tenants"))
+        self.users = frozenset(_names(given.get("users"), "users"))
         # precomputed: plain names are a set lookup, globs one compiled alternation
         self._names = frozenset(p for p in self.tools if not _GLOB_CHARS.intersection(p))
         globs = [fnmatch.translate(p) for p in self.tools if _GLOB_CHARS.intersection(p)]
@@ -220,18 +234,13 @@ class Rule:
         name: str,
         effect: Effect,
         *,
-        tools: str | Iterable[str] | None = None,
-        namespaces: str | Iterable[str] | None = None,
-        tiers: str | Iterable[str] | None = None,
-        roles: str | Iterable[str] | None = None,
-        tenants: str | Iterable[str] | None = None,
-        users: str | Iterable[str] | None = None,
         when: str | None = None,
         reason: str = "",
+        **selectors: Unpack[Selectors],
     ) -> None:
         self.name = _check_name(name)
         self.effect = _check_effect(effect)
-        self.selectors = _Selectors(tools, namespaces, tiers, roles, tenants, users)
+        self.selectors = _Selectors("Rule", selectors)
         try:
             self.condition = parse_condition(when) if when is not None else None
         except PolicyError as exc:  # name the rule whose condition (or regex) was refused
@@ -292,19 +301,14 @@ class PythonRule:
         name: str,
         fn: RuleFn,
         *,
-        tools: str | Iterable[str] | None = None,
-        namespaces: str | Iterable[str] | None = None,
-        tiers: str | Iterable[str] | None = None,
-        roles: str | Iterable[str] | None = None,
-        tenants: str | Iterable[str] | None = None,
-        users: str | Iterable[str] | None = None,
         visible: VisibleFn | None = None,
+        **selectors: Unpack[Selectors],
     ) -> None:
         if not callable(fn):
             raise PolicyError(f"rule {name!r}: fn must be callable")
         self.name = _check_name(name)
         self.fn = fn
-        self.selectors = _Selectors(tools, namespaces, tiers, roles, tenants, users)
+        self.selectors = _Selectors("PythonRule", selectors)
         self.visible_fn = visible
         self.effect: Effect | None = None
 
@@ -547,7 +551,7 @@ def _rule_from_dict(raw: Any, label: str) -> Rule:
             raise PolicyError(
                 f"{label}: field {key!r} must be a string, got {type(raw[key]).__name__}"
             )
-    for key in ("tools", "namespaces", "tiers", "roles", "tenants", "users"):
+    for key in SELECTOR_FIELDS:
         if key in raw:
             value = raw[key]
             if not isinstance(value, (str, list)):

@@ -6,8 +6,9 @@ llama.cpp) that the application does not use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from callgate._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "AnthropicModel": "callgate.providers.anthropic",
@@ -39,10 +40,4 @@ if TYPE_CHECKING:
     from callgate.providers.textcalls import parse_text_tool_calls
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'callgate.providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -34,24 +34,17 @@ from callgate import models
 from callgate.dialects.export import to_anthropic
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
-from callgate.models import (
-    ModelRequest,
-    ModelResponse,
-    ModelStreamEvent,
-    NamedToolChoice,
-    normalise_request,
-)
+from callgate.models import ModelRequest, ModelResponse, ModelStreamEvent, normalise_request
+from callgate.providers._base import ProviderModel
 from callgate.providers._common import arguments_object as decode_arguments
 from callgate.providers._common import make_usage, map_stop_reason
 from callgate.providers._retry import (
     ProviderFailure,
     RetryPolicy,
     Sleep,
-    call_with_retries,
     classify_exception,
     is_retryable_status,
 )
-from callgate.providers._stream import run_stream
 
 try:
     import anthropic
@@ -182,7 +175,7 @@ def tool_choice_param(request: ModelRequest) -> dict[str, Any]:
     """`tool_choice` for a request that has tools, validated by `normalise_request`."""
     choice = request.tool_choice
     param: dict[str, Any]
-    if isinstance(choice, NamedToolChoice):
+    if isinstance(choice, models.NamedToolChoice):
         param = {"type": "tool", "name": choice.name}
     elif choice == "none":
         return {"type": "none"}
@@ -474,7 +467,7 @@ _SDK_ARGUMENTS = frozenset({"model", "max_tokens", "messages", "system", "tools"
 # --- the model -----------------------------------------------------------------------------
 
 
-class AnthropicModel:
+class AnthropicModel(ProviderModel):
     """A Claude model behind the Messages API.
 
     `client` may be a configured `anthropic.AsyncAnthropic`; otherwise one is built from
@@ -507,9 +500,11 @@ class AnthropicModel:
             raise ValueError("model must name an Anthropic model, e.g. 'claude-sonnet-4-5'")
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
+        super().__init__(
+            PROVIDER, classify_anthropic, retry=retry, max_retries=max_retries, sleep=sleep
+        )
         self._model = model
         self.max_tokens = max_tokens
-        self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.extra_body = dict(extra_body or {})
         if client is not None and (api_key is not None or base_url is not None):
             raise ValueError("pass either client or api_key/base_url, not both")
@@ -520,7 +515,6 @@ class AnthropicModel:
         else:
             client = client.with_options(max_retries=0)
         self._client = client
-        self._sleep = sleep
 
     @property
     def name(self) -> str:
@@ -553,13 +547,7 @@ class AnthropicModel:
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         body = self.build_body(request)
-        reply = await call_with_retries(
-            lambda: self._client.messages.create(**_sdk_arguments(body)),
-            provider=PROVIDER,
-            policy=self.retry,
-            classify=classify_anthropic,
-            sleep=self._sleep,
-        )
+        reply = await self._send(lambda: self._client.messages.create(**_sdk_arguments(body)))
         return parse_message(reply.model_dump(mode="json"), raw=reply)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
@@ -570,12 +558,8 @@ class AnthropicModel:
         raises `ModelError` instead, since a half-delivered turn cannot be resumed.
         """
         body = self.build_body(request)
-        async for event in run_stream(
+        async for event in self._stream(
             lambda: self._client.messages.create(**_sdk_arguments(body), stream=True),
             AnthropicStreamAssembler,
-            provider=PROVIDER,
-            policy=self.retry,
-            classify=classify_anthropic,
-            sleep=self._sleep,
         ):
             yield event

@@ -42,23 +42,11 @@ from callgate import models
 from callgate.dialects.export import to_gemini
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
-from callgate.models import (
-    ModelRequest,
-    ModelResponse,
-    ModelStreamEvent,
-    NamedToolChoice,
-    normalise_request,
-)
+from callgate.models import ModelRequest, ModelResponse, ModelStreamEvent, normalise_request
+from callgate.providers._base import ProviderModel
 from callgate.providers._common import arguments_object as decode_arguments
 from callgate.providers._common import make_usage, map_stop_reason
-from callgate.providers._retry import (
-    ProviderFailure,
-    RetryPolicy,
-    Sleep,
-    call_with_retries,
-    classify_exception,
-)
-from callgate.providers._stream import run_stream
+from callgate.providers._retry import ProviderFailure, RetryPolicy, Sleep, classify_exception
 from callgate.tools.definition import ToolSpec
 
 try:
@@ -332,7 +320,7 @@ def render_contents(messages: list[Message]) -> tuple[list[types.Content], str |
 def tool_config(request: ModelRequest) -> types.ToolConfig:
     """`tool_config` for a request that has tools, validated by `normalise_request`."""
     choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice):
+    if isinstance(choice, models.NamedToolChoice):
         config = types.FunctionCallingConfig(
             mode=types.FunctionCallingConfigMode.ANY, allowed_function_names=[choice.name]
         )
@@ -550,7 +538,7 @@ def classify_gemini(exc: BaseException) -> ProviderFailure | None:
 # --- the model -----------------------------------------------------------------------------
 
 
-class GeminiModel:
+class GeminiModel(ProviderModel):
     """A Gemini model through `google-genai`'s async client.
 
     `client` may be a configured `genai.Client` (Developer API or Vertex AI); otherwise one is
@@ -581,10 +569,12 @@ class GeminiModel:
     ) -> None:
         if not model:
             raise ValueError("model must name a Gemini model, e.g. 'gemini-2.5-flash'")
+        super().__init__(
+            PROVIDER, classify_gemini, retry=retry, max_retries=max_retries, sleep=sleep
+        )
         self._model = model
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
-        self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.config = dict(config or {})
         if client is not None and (
             api_key is not None or base_url is not None or http_options is not None
@@ -599,7 +589,6 @@ class GeminiModel:
             client = genai.Client(api_key=api_key, http_options=options)
         self._client = client
         self._declarations: dict[int, tuple[ToolSpec, types.FunctionDeclaration]] = {}
-        self._sleep = sleep
 
     @property
     def name(self) -> str:
@@ -661,14 +650,10 @@ class GeminiModel:
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         contents, config = self.build(request)
-        reply = await call_with_retries(
+        reply = await self._send(
             lambda: self._client.aio.models.generate_content(
                 model=self._model, contents=contents, config=config
-            ),
-            provider=PROVIDER,
-            policy=self.retry,
-            classify=classify_gemini,
-            sleep=self._sleep,
+            )
         )
         turn = _Turn(turn_key(request))
         turn.absorb(reply)
@@ -683,14 +668,10 @@ class GeminiModel:
         """
         contents, config = self.build(request)
         key = turn_key(request)
-        async for event in run_stream(
+        async for event in self._stream(
             lambda: self._client.aio.models.generate_content_stream(
                 model=self._model, contents=contents, config=config
             ),
             lambda: GeminiStreamAssembler(key),
-            provider=PROVIDER,
-            policy=self.retry,
-            classify=classify_gemini,
-            sleep=self._sleep,
         ):
             yield event

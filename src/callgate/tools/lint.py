@@ -453,8 +453,8 @@ class _ToolChecker:
             self.add(
                 "CG152",
                 "side effects unknown: neither read_only nor destructive is declared",
-                "declare @tool(read_only=True) for lookups; the gate retries and caches those "
-                "safely",
+                "declare @tool(read_only=True) for lookups: the gate retries those safely and "
+                "CacheMiddleware (callgate.gate.middleware.cache) may cache them",
             )
 
     # parameters ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import difflib
 import enum
 import functools
 import inspect
+import itertools
 import json
 import math
 import typing
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import ErrorDetails, PydanticSerializationError, to_json
 
 from callgate.context import RunContext
 from callgate.errors import SchemaError
@@ -47,10 +48,22 @@ class FieldIssue:
 
     @property
     def location(self) -> str:
+        """The path as the model reads it (``items[0].name``). A name the model invented can be
+        as long as the size limit allows: each is cut, so an error never echoes it in full."""
         out = ""
         for p in self.path:
-            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+            name = p if isinstance(p, int) or len(p) <= _MAX_NAME else p[: _MAX_NAME - 1] + "…"
+            out += f"[{name}]" if isinstance(p, int) else (f".{name}" if out else name)
         return out or "(arguments)"
+
+
+#: longest parameter or key name shown whole in an error
+_MAX_NAME = 64
+
+
+#: most issues reported for one call: a model reads the first few; converting, masking and
+#: rendering 10,000 (one bad field in each of 10,000 items) would stall the event loop
+MAX_ISSUES = 50
 
 
 class ArgumentsInvalid(Exception):
@@ -308,14 +321,17 @@ class PydanticValidator:
         try:
             m = self._strict(args)
         except ValidationError as e:
-            fixed = _integral_floats(args, e)
+            errors = e.errors(include_url=False)
+            fixed = _integral_floats(args, errors)
             try:
                 if fixed is None:
                     raise
                 m = self._strict(fixed)
             except ValidationError as final:
-                issues = pydantic_issues(final, self.param_names)
-                if self._nested:
+                if final is not e:
+                    errors = final.errors(include_url=False)
+                issues = pydantic_issues(errors, self.param_names)
+                if self._nested and len(issues) < MAX_ISSUES:
                     known = {i.path for i in issues}
                     unknown = find_unknown_keys(args, self.schema)
                     issues += [i for i in unknown if i.path not in known]
@@ -347,29 +363,32 @@ class PydanticValidator:
         return m
 
 
-def _integral_floats(args: dict[str, Any], error: ValidationError) -> dict[str, Any] | None:
+def _integral_floats(args: dict[str, Any], errors: list[ErrorDetails]) -> dict[str, Any] | None:
     """`args` with each float that has no fractional part turned into an int where validation
     wanted an integer, or None when there is none. JSON Schema counts 1.0 as an integer (and a
     model may write it so); Pydantic's strict mode does not."""
+    locs = [
+        err.get("loc", ())
+        for err in errors[:MAX_ISSUES]
+        if err.get("type") == "int_type"
+        and isinstance(err.get("input"), float)
+        and math.isfinite(err["input"])
+        and err["input"].is_integer()
+    ]
+    if not locs:
+        return None
     fixed = copy.deepcopy(args)
-    changed = False
-    for err in error.errors(include_url=False):
-        value = err.get("input")
-        if err.get("type") != "int_type" or not isinstance(value, float):
-            continue
-        if not (math.isfinite(value) and value.is_integer()):
-            continue
+    for loc in locs:
         parent: Any = None
         key: Any = None
         node: Any = fixed
-        for part in err.get("loc", ()):
+        for part in loc:
             # steps that are not keys or indexes of the value are union member labels
             if _has_step(node, part):
                 parent, key, node = node, part, node[part]
         if parent is not None and isinstance(node, float):
             parent[key] = int(node)
-            changed = True
-    return fixed if changed else None
+    return fixed
 
 
 def _has_step(node: Any, part: str | int) -> bool:
@@ -425,6 +444,8 @@ def dropped_keys(raw: Any, value: Any, path: tuple[str | int, ...] = ()) -> list
             names, keeps_extra = keys
             out: list[FieldIssue] = []
             for k, v in raw.items():
+                if len(out) >= MAX_ISSUES:
+                    break
                 name = names.get(k)
                 if name is not None:
                     out += dropped_keys(v, getattr(value, name, None), (*path, k))
@@ -455,6 +476,8 @@ def _dropped_in_dict(
         return []
     out: list[FieldIssue] = []
     for k, r in raw.items():
+        if len(out) >= MAX_ISSUES:
+            break
         if k in value:
             out += dropped_keys(r, value[k], (*path, k))
         else:  # a TypedDict that ignores extra keys
@@ -530,6 +553,8 @@ def _unknown_in(
         ]
     out: list[FieldIssue] = []
     for k, v in value.items():
+        if len(out) >= MAX_ISSUES:
+            break
         known = [o for o in objects if k in o["properties"]]
         if len(known) == 1:
             out += _unknown_in(v, known[0]["properties"][k], refs, (*path, k), depth + 1)
@@ -574,9 +599,11 @@ _TYPE_WORDS = {
 }
 
 
-def pydantic_issues(e: ValidationError, names: frozenset[str]) -> list[FieldIssue]:
+def pydantic_issues(errors: list[ErrorDetails], names: frozenset[str]) -> list[FieldIssue]:
+    """The first `MAX_ISSUES` of Pydantic's complaints (`ValidationError.errors()`) as field
+    issues."""
     issues: list[FieldIssue] = []
-    for err in e.errors(include_url=False):
+    for err in errors[:MAX_ISSUES]:
         loc = tuple(err.get("loc", ()))
         typ = err.get("type", "")
         ctx = err.get("ctx") or {}
@@ -699,13 +726,13 @@ class JsonSchemaValidator:
         return None
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:
-        errors = list(self._validator.iter_errors(args))
-        if not errors:
-            return args
         issues: list[FieldIssue] = []
-        for err in errors:
+        # errors are produced lazily: a call with 10,000 bad items costs MAX_ISSUES of them
+        for err in itertools.islice(self._validator.iter_errors(args), MAX_ISSUES):
             issues += _jsonschema_issues(err)
-        raise ArgumentsInvalid(issues)
+        if issues:
+            raise ArgumentsInvalid(issues[:MAX_ISSUES])
+        return args
 
 
 def _checked_raw_schema(tool_name: str, schema: Any) -> dict[str, Any]:
@@ -734,7 +761,8 @@ def _jsonschema_issues(err: Any) -> list[FieldIssue]:
     if v == "additionalProperties":
         props = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
         instance = err.instance if isinstance(err.instance, dict) else {}
-        return [_unknown((*loc, k), instance[k], props) for k in instance if k not in props]
+        extra = [k for k in instance if k not in props][:MAX_ISSUES]
+        return [_unknown((*loc, k), instance[k], props) for k in extra]
     if v == "required":
         return [
             FieldIssue((*loc, k), "missing", "required parameter is missing")

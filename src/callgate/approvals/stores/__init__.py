@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from callgate._storage import parse_target
+from callgate._storage import open_store
 from callgate.approvals.model import ApprovalStore
 from callgate.approvals.stores.memory import MemoryApprovalStore
 
@@ -21,15 +21,11 @@ def open_approval_store(
     """A store from a location (see `callgate._storage.parse_target`): ``:memory:``, a SQLite
     path or ``sqlite:///path``, or a ``postgresql://`` DSN. With `must_exist`, a store that does
     not exist yet is an error (`callgate._storage.StoreNotFoundError`) instead of being created."""
-    where = parse_target(target)
-    if where.kind == "memory":
-        return MemoryApprovalStore()
-    if where.kind == "postgres":
-        from callgate.approvals.stores.postgres import PgApprovalStore
-
-        return PgApprovalStore(where.location, must_exist=must_exist)
-    if where.kind == "sqlite":
-        from callgate.approvals.stores.sqlite import SqliteApprovalStore
-
-        return SqliteApprovalStore(where.location, must_exist=must_exist)
-    raise ValueError(f"approvals cannot be kept in {where.kind}; use SQLite or PostgreSQL")
+    return open_store(
+        target,
+        what="approvals",
+        memory=MemoryApprovalStore,
+        sqlite="callgate.approvals.stores.sqlite:SqliteApprovalStore",
+        postgres="callgate.approvals.stores.postgres:PgApprovalStore",
+        must_exist=must_exist,
+    )

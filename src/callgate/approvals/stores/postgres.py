@@ -8,7 +8,6 @@ under an advisory lock, so workers starting together do not trip over each other
 from __future__ import annotations
 
 import builtins
-import re
 import threading
 from typing import Any
 
@@ -17,11 +16,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from callgate._storage import StoreNotFoundError, pg_table_exists
+from callgate._storage import pg_prepare_table, pg_table_name
 from callgate.approvals.model import FIELD_NAMES, ApprovalRequest, StoreBase, Transition
 from callgate.approvals.stores._sql import schema
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _LOCK_KEY = 0x63_67_61_70  # "cgap": serialises CREATE TABLE between workers
 
 
@@ -32,24 +30,16 @@ class PgApprovalStore(StoreBase):
     def __init__(
         self, dsn: str, *, table: str = "callgate_approvals", must_exist: bool = False
     ) -> None:
-        if not _IDENT.match(table):
-            raise ValueError(f"table name {table!r} is not a plain SQL identifier")
         self.dsn = dsn
-        self._table = sql.Identifier(table)
+        self._table = sql.Identifier(pg_table_name(table))
         self._cols = sql.SQL(", ").join(sql.Identifier(n) for n in FIELD_NAMES)
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         with self._lock:
-            conn = self._connection()
-            if must_exist:
-                if not pg_table_exists(conn, f'"{table}"'):
-                    conn.close()
-                    raise StoreNotFoundError(f"the database has no table {table!r}")
-                return
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                for statement in schema(table, postgres=True):
-                    conn.execute(statement)
+            statements = schema(table, postgres=True)
+            pg_prepare_table(
+                self._connection(), table, statements, lock_key=_LOCK_KEY, must_exist=must_exist
+            )
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         """The shared connection, reopened if the server dropped it."""

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from callgate._storage import StoreNotFoundError, connect_sqlite, sqlite_table_exists
+from callgate._storage import open_sqlite_store
 from callgate.approvals.model import (
     FIELD_NAMES,
     ApprovalRequest,
@@ -43,16 +43,15 @@ class SqliteApprovalStore(StoreBase):
     ) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = connect_sqlite(self.path, timeout_s=timeout_s, must_exist=must_exist)
+        self._db = open_sqlite_store(
+            self.path,
+            table="callgate_approvals",
+            schema=";\n".join(schema("callgate_approvals", postgres=False)),
+            holds="approval requests",
+            timeout_s=timeout_s,
+            must_exist=must_exist,
+        )
         self._db.row_factory = sqlite3.Row
-        try:
-            if not must_exist:
-                self._db.executescript(";\n".join(schema("callgate_approvals", postgres=False)))
-            elif not sqlite_table_exists(self._db, "callgate_approvals"):
-                raise StoreNotFoundError(f"{self.path!r} holds no approval requests")
-        except (sqlite3.DatabaseError, StoreNotFoundError):
-            self._db.close()
-            raise
 
     def add(self, request: ApprovalRequest) -> ApprovalRequest:
         values = request.to_dict()

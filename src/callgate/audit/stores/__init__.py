@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from callgate._storage import parse_target
+from callgate._storage import open_store
 from callgate.audit.record import AuditStore
 from callgate.audit.stores.memory import MemoryAuditStore
 
@@ -26,25 +26,15 @@ def open_audit_store(
     path or ``sqlite:///path``, or a PostgreSQL DSN. Checkpoints of the head are written every
     `checkpoint_every` records and when a writer closes, signed with `checkpoint_key` if given.
     With `must_exist`, a log that does not exist is an error (`StoreNotFoundError`)."""
-    where = parse_target(target)
-    if where.kind == "memory":
-        return MemoryAuditStore(checkpoint_every=checkpoint_every, checkpoint_key=checkpoint_key)
-    if where.kind == "postgres":
-        from callgate.audit.stores.postgres import PgAuditStore
-
-        return PgAuditStore(
-            where.location,
-            checkpoint_every=checkpoint_every,
-            checkpoint_key=checkpoint_key,
-            must_exist=must_exist,
-        )
-    if where.kind == "sqlite":
-        from callgate.audit.stores.sqlite import SqliteAuditStore
-
-        return SqliteAuditStore(
-            where.location,
-            checkpoint_every=checkpoint_every,
-            checkpoint_key=checkpoint_key,
-            must_exist=must_exist,
-        )
-    raise ValueError(f"an audit log cannot be kept in {where.kind}; use SQLite or PostgreSQL")
+    return open_store(
+        target,
+        what="an audit log",
+        memory=lambda: MemoryAuditStore(
+            checkpoint_every=checkpoint_every, checkpoint_key=checkpoint_key
+        ),
+        sqlite="callgate.audit.stores.sqlite:SqliteAuditStore",
+        postgres="callgate.audit.stores.postgres:PgAuditStore",
+        must_exist=must_exist,
+        checkpoint_every=checkpoint_every,
+        checkpoint_key=checkpoint_key,
+    )

@@ -5,11 +5,13 @@ cannot drift apart. Only the column types, the placeholder and the locking diffe
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
 from callgate.audit.record import (
@@ -21,6 +23,7 @@ from callgate.audit.record import (
     Query,
     make_checkpoint,
 )
+from callgate.serde import canonical_json
 
 log = logging.getLogger("callgate.audit.stores")
 
@@ -115,8 +118,64 @@ def checkpoint_insert_sql(table: str, ph: str) -> str:
     )
 
 
-def entry_row(e: AuditEntry) -> tuple[Any, ...]:
-    """An entry as the twelve column values (data as compact, sorted JSON text)."""
+def seal_once(record: NewRecord, seq: int, prev_hash: str) -> tuple[AuditEntry, str]:
+    """`NewRecord.seal` with the payload encoded to JSON once: the same text is hashed (inside
+    the canonical JSON of the body, assembled around it) and stored. Equal to `seal` by
+    construction; `tests/test_audit_group_commit.py` checks it on varied records."""
+    data_json = canonical_json(record.data)
+    body = (
+        '{"conversation_id":' + _j(record.conversation_id)
+        + ',"data":' + data_json
+        + ',"decision":' + _j(record.decision)
+        + ',"kind":' + _j(record.kind)
+        + ',"prev_hash":' + _j(prev_hash)
+        + ',"run_id":' + _j(record.run_id)
+        + ',"seq":' + _j(seq)
+        + ',"tenant":' + _j(record.tenant)
+        + ',"tool":' + _j(record.tool)
+        + ',"ts":' + _j(record.ts)
+        + ',"user_id":' + _j(record.user_id)
+        + "}"
+    )  # fmt: skip
+    digest = hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    entry = AuditEntry(
+        seq,
+        record.ts,
+        record.kind,
+        record.conversation_id,
+        record.run_id,
+        record.user_id,
+        record.tenant,
+        record.tool,
+        record.decision,
+        record.data,
+        prev_hash,
+        digest,
+    )
+    return entry, data_json
+
+
+def _j(value: Any) -> str:
+    """One scalar of the body as `json.dumps(value, ensure_ascii=False)` writes it, without
+    building an encoder per value (the common types are spelled out; the rest go to json)."""
+    cls = value.__class__
+    if value is None:
+        return "null"
+    if cls is str:
+        return _encode_str(value)
+    if cls is int:
+        return int.__repr__(value)
+    if cls is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def entry_row(e: AuditEntry, data_json: str | None = None) -> tuple[Any, ...]:
+    """An entry as the twelve column values (data as compact, sorted JSON text; pass the text
+    when it is already encoded)."""
     return (
         e.seq,
         e.ts,
@@ -127,7 +186,7 @@ def entry_row(e: AuditEntry) -> tuple[Any, ...]:
         e.tenant,
         e.tool,
         e.decision,
-        json.dumps(e.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        canonical_json(e.data) if data_json is None else data_json,
         e.prev_hash,
         e.hash,
     )
@@ -188,18 +247,42 @@ class SqlAuditStore(abc.ABC):
         (any thread, any process); the caller holds `_lock`."""
 
     def append(self, record: NewRecord) -> AuditEntry:
-        with self._lock:
-            entry = self._exclusive(lambda: self._write(record))
-            self._dirty = True
-            return entry
+        return self.append_many([record])[0]
 
-    def _write(self, record: NewRecord) -> AuditEntry:
+    def append_many(self, records: Sequence[NewRecord]) -> list[AuditEntry]:
+        """Append records in order in one transaction: all of them or none survive a crash,
+        and the batch costs one commit (one fsync) however many records it holds."""
+        if not records:
+            return []
+        with self._lock:
+            entries = self._exclusive(lambda: self._write(records))
+            self._dirty = True
+            return entries
+
+    def _write(self, records: Sequence[NewRecord]) -> list[AuditEntry]:
         head = self._head()
-        entry = record.seal(head.seq + 1, head.hash) if head else record.seal(1, GENESIS)
-        self._conn.execute(insert_sql(self.table, self._ph), entry_row(entry))
-        if self.checkpoint_every and entry.seq % self.checkpoint_every == 0:
-            self._insert_checkpoint(entry.seq, entry.hash)
-        return entry
+        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+        entries: list[AuditEntry] = []
+        rows: list[tuple[Any, ...]] = []
+        for record in records:
+            seq += 1
+            entry, data_json = seal_once(record, seq, prev)
+            prev = entry.hash
+            entries.append(entry)
+            rows.append(entry_row(entry, data_json))
+        self._insert_rows(rows)
+        every = self.checkpoint_every
+        for entry in entries:
+            if every and entry.seq % every == 0:
+                self._insert_checkpoint(entry.seq, entry.hash)
+        return entries
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        sql = insert_sql(self.table, self._ph)
+        if len(rows) == 1:
+            self._conn.execute(sql, rows[0])
+        else:
+            self._conn.cursor().executemany(sql, rows)
 
     def _insert_checkpoint(self, seq: int, digest: str) -> Checkpoint:
         cp = make_checkpoint(seq, digest, time.time(), self.checkpoint_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from callgate.audit.record import (
     GENESIS,
@@ -38,6 +38,10 @@ class MemoryAuditStore:
             if self.checkpoint_every and entry.seq % self.checkpoint_every == 0:
                 self._add_checkpoint(entry)
             return entry
+
+    def append_many(self, records: Sequence[NewRecord]) -> list[AuditEntry]:
+        """Append records in order (the batch path of the group-committing audit log)."""
+        return [self.append(r) for r in records]
 
     def _add_checkpoint(self, e: AuditEntry) -> Checkpoint:
         cp = make_checkpoint(e.seq, e.hash, time.time(), self.checkpoint_key)

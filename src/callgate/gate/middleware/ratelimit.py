@@ -22,7 +22,9 @@ decision, exact under contention).
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
+import os
 import threading
 import time
 import uuid
@@ -36,6 +38,25 @@ from callgate.gate.protocols import Invocation, Next, RateLimitHit
 from callgate.messages import ToolResult
 
 Scope = Literal["user", "tenant", "global"]
+
+
+class _Tokens:
+    """Tokens naming one call's slots: a per-process prefix (renewed in a forked child) and a
+    counter, since a fresh uuid4 per call costs a system call."""
+
+    def __init__(self) -> None:
+        self.prefix = uuid.uuid4().hex[:16]
+        self.counter = itertools.count()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = uuid.uuid4().hex[:16]
+
+    def next(self) -> str:
+        return f"{self.prefix}-{next(self.counter)}"
+
+
+_TOKENS = _Tokens()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +230,7 @@ class RateLimiter:
         if not pairs:
             return await next(inv)
         checks = [c for _, c in pairs]
-        token = uuid.uuid4().hex
+        token = _TOKENS.next()
         verdict = await self.backend.acquire(checks, token)
         if not verdict.allowed:
             lim = pairs[verdict.failed][0]

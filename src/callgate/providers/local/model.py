@@ -14,10 +14,16 @@ well-typed arguments. The second is handled by decoding one call at a time:
    argument values are mostly absent from the conversation: a small model that forces a tool
    onto a request it does not fit has to invent the arguments (it almost never picks "no call"
    by itself);
-3. a further call is then always drafted (the model's own probability of continuing the list is
-   recorded but is low even when several calls are needed) and kept only if it adds a value from
-   the conversation that no earlier call used; a draft that repeats an earlier call of this turn
-   ends the list.
+3. when the request lists several things, a further call is drafted (the model's own
+   probability of continuing the list is recorded but is low even when several calls are
+   needed) and kept only if it adds a value from the conversation that no earlier call used; a
+   draft that repeats an earlier call of this turn ends the list.
+
+Values are narrowed to what the conversation holds (numbers as written, ids and dates that
+match their pattern, enum members the user named; `callgate.providers.local.values`), the
+number of calls is decided from the request before drafting, a further call's grammar forbids
+repeating an earlier call's values, and a text answer is one sentence built from the user's
+words and the tools' values.
 
 Nothing here knows about benchmarks: the decisions use only the request, the tools' schemas
 and the model's output. Inference runs in a worker thread behind a lock, so the event loop never
@@ -377,33 +383,39 @@ class LocalModel:
             if p_call < 0.5:
                 self._text(tokens, answer, out, emit, cancel)
                 return out
+        turn = self._turn_state(req, tools, mode, listing, out)
+        first = compile_call_grammar(list(turn.grounded.items())).text
+        ctx = self._first_call(head, first, mode, turn, out, cancel)
+        if ctx is None:
+            if not out.truncated:
+                self._text(tokens, answer, out, emit, cancel)
+            return out
+        self._more_calls(ctx, turn, out, emit, cancel)
+        return out
+
+    def _turn_state(
+        self, req: ModelRequest, tools: list[ToolSpec], mode: str, listing: bool, out: _Outcome
+    ) -> _TurnState:
+        """Narrow the tools to what the conversation can fill (see `values`)."""
         found = Candidates.from_messages(req.messages)
         if mode in ("auto", "required"):
             usable = [t for t in tools if fillable(t.parameters, found)]
             if usable and len(usable) < len(tools):
                 out.decisions.append({"set_aside": [t.name for t in tools if t not in usable]})
                 tools = usable
-        specs = [
-            (t.name, ground_schema(t.parameters, found, copy_strings=self._copy_strings))
+        grounded = {
+            t.name: ground_schema(t.parameters, found, copy_strings=self._copy_strings)
             for t in tools
-        ]
-        grammars = [compile_call_grammar(specs, prefix=p).text for p in ("", " ")]
-        turn = _TurnState(
+        }
+        return _TurnState(
             seen=self._calls_this_turn(req.messages),
             request_text=_conversation_text(req),
             by_name={t.name: t for t in tools},
             max_calls=self._max_calls if req.parallel_tool_calls else 1,
             listing=listing,
-            grounded=dict(specs),
+            grounded=grounded,
             user_numbers=[n.value for n in _user_numbers(req.messages)],
         )
-        ctx = self._first_call(head, grammars[0], mode, turn, out, cancel)
-        if ctx is None:
-            if not out.truncated:
-                self._text(tokens, answer, out, emit, cancel)
-            return out
-        self._more_calls(ctx, grammars[1], turn, out, emit, cancel)
-        return out
 
     def _first_call(
         self,
@@ -466,7 +478,6 @@ class LocalModel:
     def _more_calls(
         self,
         ctx: list[int],
-        grammar: str,
         turn: _TurnState,
         out: _Outcome,
         emit: Emit | None,
@@ -489,7 +500,7 @@ class LocalModel:
             # it brings something new from the request (see _adds_information).
             out.decisions.append({"p_more": self._p_more(ctx)})
             step = ctx + self._tokenize(",")
-            found = self._draft(step, grammar, cancel, turn, out)
+            found = self._draft(step, _draft_grammar(out.calls, turn.grounded), cancel, turn, out)
             if found is None:
                 break
             call, gen = found
@@ -840,6 +851,37 @@ def _lists_several(messages: Sequence[Message]) -> bool:
         if m.role == "user":
             return bool(_LISTING.search(m.content))
     return True
+
+
+def _draft_grammar(calls: Sequence[_Call], grounded: dict[str, Any]) -> str:
+    """The grammar of a further call. A tool already called must differ from its earlier calls
+    in at least one parameter whose values come from the conversation (a number, an id, an
+    enum member the user named): one alternative per such parameter, with the values earlier
+    calls gave it removed. So the draft cannot copy the previous call, the usual failure of a
+    small model, and has to take the next item the user listed; a tool with no such value left
+    is not offered again. Tools not yet called are offered unchanged."""
+    used: dict[str, list[dict[str, Any]]] = {}
+    for c in calls:
+        used.setdefault(c.name, []).append(json.loads(c.arguments))
+    specs: list[tuple[str, dict[str, Any]]] = []
+    for name, schema in grounded.items():
+        if name not in used:
+            specs.append((name, schema))
+            continue
+        props = schema.get("properties") or {}
+        for param, node in props.items():
+            options = node.get("enum") if isinstance(node, dict) else None
+            if not isinstance(options, list) or len(options) < 2:
+                continue
+            taken = {json.dumps(a.get(param)) for a in used[name]}
+            rest = [o for o in options if json.dumps(o) not in taken]
+            if rest:
+                required = sorted({*schema.get("required", []), param})
+                narrowed = {**props, param: {**node, "enum": rest}}
+                specs.append((name, {**schema, "properties": narrowed, "required": required}))
+    if not specs:  # nothing new can be said: offer the plain grammar, the repeat check ends it
+        specs = list(grounded.items())
+    return compile_call_grammar(specs, prefix=" ").text
 
 
 def _items_exhausted(calls: Sequence[_Call], grounded: dict[str, Any]) -> bool:

@@ -25,11 +25,12 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from openai import AsyncOpenAI, OpenAIError
+from typing_extensions import TypedDict, Unpack
 
 from callgate import models
 from callgate.dialects.export import StrictMode, to_openai_chat
@@ -39,19 +40,17 @@ from callgate.models import (
     ModelResponse,
     ModelStreamEvent,
     NamedToolChoice,
-    StreamAssembler,
     normalise_request,
 )
+from callgate.providers._base import ProviderModel
 from callgate.providers._common import ensure_text, make_usage, map_stop_reason
 from callgate.providers._retry import (
     ProviderFailure,
     RetryPolicy,
     Sleep,
-    call_with_retries,
     classify_exception,
     error_message_from_body,
 )
-from callgate.providers._stream import run_stream
 from callgate.providers.textcalls import parse_text_tool_calls
 
 __all__ = ["OpenAIChatModel", "TextToolCalls"]
@@ -139,7 +138,24 @@ def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
 # --- what both OpenAI adapters share -----------------------------------------------------------
 
 
-class OpenAIBase:
+class OpenAIOptions(TypedDict, total=False):
+    """The constructor keywords both OpenAI adapters take (see `OpenAIChatModel`); each
+    adapter adds its own and passes these on to `OpenAIBase` untouched."""
+
+    client: AsyncOpenAI | None
+    base_url: str | None
+    api_key: str | None
+    strict: StrictMode | None
+    parallel_tool_calls: bool
+    max_retries: int
+    timeout: float | None
+    retry: RetryPolicy | None
+    max_tokens: int | None
+    extra_body: Mapping[str, Any] | None
+    sleep: Sleep
+
+
+class OpenAIBase(ProviderModel):
     """The client, options and retries the Chat and Responses adapters share, and the body
     fields they fill the same way; each subclass only translates its API's body and reply."""
 
@@ -147,27 +163,28 @@ class OpenAIBase:
         self,
         model: str,
         *,
-        client: AsyncOpenAI | None,
-        base_url: str | None,
-        api_key: str | None,
-        strict: StrictMode | None,
-        parallel_tool_calls: bool,
-        max_retries: int,
-        timeout: float | None,
-        retry: RetryPolicy | None,
-        max_tokens: int | None,
-        extra_body: Mapping[str, Any] | None,
-        sleep: Sleep,
+        client: AsyncOpenAI | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        strict: StrictMode | None = None,
+        parallel_tool_calls: bool = True,
+        max_retries: int = 3,
+        timeout: float | None = 60.0,
+        retry: RetryPolicy | None = None,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not model:
             raise ValueError("model must be a non-empty model id")
+        super().__init__(
+            "openai", classify_openai, retry=retry, max_retries=max_retries, sleep=sleep
+        )
         self.model = model
         self.strict = strict
         self.parallel_tool_calls = parallel_tool_calls
-        self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
-        self._sleep = sleep
         self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
 
     @property
@@ -214,30 +231,6 @@ class OpenAIBase:
             body["extra_body"] = merged
         return body
 
-    async def _send(self, create: Callable[..., Awaitable[Any]], kwargs: dict[str, Any]) -> Any:
-        return await call_with_retries(
-            lambda: create(**kwargs),
-            provider="openai",
-            policy=self.retry,
-            classify=classify_openai,
-            sleep=self._sleep,
-        )
-
-    def _stream(
-        self,
-        create: Callable[..., Awaitable[Any]],
-        kwargs: dict[str, Any],
-        assembler: Callable[[], StreamAssembler],
-    ) -> AsyncIterator[ModelStreamEvent]:
-        return run_stream(
-            lambda: create(**kwargs),
-            assembler,
-            provider="openai",
-            policy=self.retry,
-            classify=classify_openai,
-            sleep=self._sleep,
-        )
-
 
 # --- the model ---------------------------------------------------------------------------------
 
@@ -266,34 +259,11 @@ class OpenAIChatModel(OpenAIBase):
         self,
         model: str,
         *,
-        client: AsyncOpenAI | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        strict: StrictMode | None = None,
-        parallel_tool_calls: bool = True,
         text_tool_calls: TextToolCalls = "off",
-        max_retries: int = 3,
-        timeout: float | None = 60.0,
-        retry: RetryPolicy | None = None,
-        max_tokens: int | None = None,
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_completion_tokens",
-        extra_body: Mapping[str, Any] | None = None,
-        sleep: Sleep = asyncio.sleep,
+        **options: Unpack[OpenAIOptions],
     ) -> None:
-        super().__init__(
-            model,
-            client=client,
-            base_url=base_url,
-            api_key=api_key,
-            strict=strict,
-            parallel_tool_calls=parallel_tool_calls,
-            max_retries=max_retries,
-            timeout=timeout,
-            retry=retry,
-            max_tokens=max_tokens,
-            extra_body=extra_body,
-            sleep=sleep,
-        )
+        super().__init__(model, **options)
         if text_tool_calls not in ("off", "hermes", "json", "auto"):
             raise ValueError(
                 "text_tool_calls must be 'off', 'hermes', 'json' or 'auto', "
@@ -325,7 +295,7 @@ class OpenAIChatModel(OpenAIBase):
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._create_kwargs(request)
-        completion = await self._send(self._client.chat.completions.create, kwargs)
+        completion = await self._send(lambda: self._client.chat.completions.create(**kwargs))
         return self._parse_completion(completion)
 
     def _parse_completion(self, completion: Any) -> ModelResponse:
@@ -407,8 +377,7 @@ class OpenAIChatModel(OpenAIBase):
         kwargs["stream_options"] = {"include_usage": True}
         hold_text = self.text_tool_calls != "off"
         async for event in self._stream(
-            self._client.chat.completions.create,
-            kwargs,
+            lambda: self._client.chat.completions.create(**kwargs),
             lambda: _ChatStream(hold_text=hold_text, model=self),
         ):
             yield event
@@ -422,60 +391,82 @@ def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if request.system:
         out.append({"role": "system", "content": request.system})
-    for n, msg in enumerate(request.messages):
-        if msg.role in ("system", "user"):
-            out.append({"role": msg.role, "content": ensure_text(msg.content)})
-        elif msg.role == "assistant":
-            # "content" is always present (empty next to tool calls): OpenAI accepts that, and
-            # chat templates of compatible servers index it unconditionally.
-            entry: dict[str, Any] = {"role": "assistant", "content": ensure_text(msg.content)}
-            if msg.tool_calls:
-                entry["tool_calls"] = [
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {
-                            "name": call.name,
-                            "arguments": arguments_text(call.arguments),
-                        },
-                    }
-                    for call in msg.tool_calls
-                ]
-            out.append(entry)
-        elif msg.role == "tool":
-            result = tool_result_of(msg, n)
-            out.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": result.call_id,
-                    "content": ensure_text(result.content),
-                }
-            )
-        else:
-            raise ValueError(f"messages[{n}] has unknown role {msg.role!r}")
+    out.extend(
+        convert_messages(
+            request.messages,
+            text=lambda msg: {"role": msg.role, "content": ensure_text(msg.content)},
+            assistant=lambda msg: [_chat_assistant(msg)],
+            result=lambda result: {
+                "role": "tool",
+                "tool_call_id": result.call_id,
+                "content": ensure_text(result.content),
+            },
+        )
+    )
     return out
+
+
+def _chat_assistant(msg: Message) -> dict[str, Any]:
+    # "content" is always present (empty next to tool calls): OpenAI accepts that, and chat
+    # templates of compatible servers index it unconditionally.
+    entry: dict[str, Any] = {"role": "assistant", "content": ensure_text(msg.content)}
+    if msg.tool_calls:
+        entry["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": arguments_text(call.arguments)},
+            }
+            for call in msg.tool_calls
+        ]
+    return entry
 
 
 def _named_choice(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
 
 
-def tool_result_of(msg: Message, n: int) -> ToolResult:
-    """The result a tool message carries; ValueError naming the message when it has none."""
-    if msg.tool_result is None:
-        raise ValueError(f"messages[{n}] has role 'tool' but no tool_result")
-    return msg.tool_result
+def convert_messages(
+    messages: list[Message],
+    *,
+    text: Callable[[Message], dict[str, Any]],
+    assistant: Callable[[Message], list[dict[str, Any]]],
+    result: Callable[[ToolResult], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The one walk over a conversation both OpenAI APIs make: each API says how a system/user
+    message, an assistant turn and a tool result look on its wire; the order, and the errors for
+    a tool message without a result or an unknown role, are the same for both."""
+    out: list[dict[str, Any]] = []
+    for n, msg in enumerate(messages):
+        if msg.role in ("system", "user"):
+            out.append(text(msg))
+        elif msg.role == "assistant":
+            out.extend(assistant(msg))
+        elif msg.role == "tool":
+            if msg.tool_result is None:
+                raise ValueError(f"messages[{n}] has role 'tool' but no tool_result")
+            out.append(result(msg.tool_result))
+        else:
+            raise ValueError(f"messages[{n}] has unknown role {msg.role!r}")
+    return out
+
+
+def usage_of(usage: Any, *, input_field: str, output_field: str) -> Usage:
+    """An OpenAI usage object as `Usage`. The two APIs name the counts differently (Chat:
+    ``prompt_tokens`` / ``completion_tokens``; Responses: ``input_tokens`` / ``output_tokens``)
+    and keep the cached count in ``<input_field>_details.cached_tokens``."""
+    if usage is None:
+        return make_usage()
+    details = getattr(usage, f"{input_field}_details", None)
+    return make_usage(
+        getattr(usage, input_field, None),
+        getattr(usage, output_field, None),
+        getattr(details, "cached_tokens", None) if details is not None else None,
+    )
 
 
 def _chat_usage(usage: Any) -> Usage:
-    if usage is None:
-        return make_usage()
-    details = getattr(usage, "prompt_tokens_details", None)
-    return make_usage(
-        getattr(usage, "prompt_tokens", None),
-        getattr(usage, "completion_tokens", None),
-        getattr(details, "cached_tokens", None) if details is not None else None,
-    )
+    return usage_of(usage, input_field="prompt_tokens", output_field="completion_tokens")
 
 
 def _dump(obj: Any) -> Any:

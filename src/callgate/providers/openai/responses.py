@@ -24,27 +24,28 @@ authoritative usage, status and reasoning items (the ``encrypted_content`` of an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from openai import AsyncOpenAI
+from typing_extensions import Unpack
 
 from callgate import models
-from callgate.dialects.export import StrictMode, to_openai_responses
+from callgate.dialects.export import to_openai_responses
 from callgate.errors import ModelError
-from callgate.messages import Message, StopReason, ToolCall, Usage
+from callgate.messages import Message, StopReason, ToolCall
 from callgate.models import ModelRequest, ModelResponse, ModelStreamEvent, normalise_request
-from callgate.providers._common import ensure_text, make_usage, map_stop_reason
-from callgate.providers._retry import ProviderFailure, RetryPolicy, Sleep
+from callgate.providers._common import ensure_text, map_stop_reason
+from callgate.providers._retry import ProviderFailure
 from callgate.providers.openai.chat import (
     OpenAIBase,
+    OpenAIOptions,
     arguments_text,
+    convert_messages,
     fallback_call_id,
-    tool_result_of,
     unique_ids,
+    usage_of,
 )
 
 __all__ = ["OpenAIResponsesModel", "reasoning_layout", "responses_input"]
@@ -75,34 +76,11 @@ class OpenAIResponsesModel(OpenAIBase):
         self,
         model: str,
         *,
-        client: AsyncOpenAI | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        strict: StrictMode | None = None,
-        parallel_tool_calls: bool = True,
         store: bool | None = None,
         include_encrypted_reasoning: bool = False,
-        max_retries: int = 3,
-        timeout: float | None = 60.0,
-        retry: RetryPolicy | None = None,
-        max_tokens: int | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        sleep: Sleep = asyncio.sleep,
+        **options: Unpack[OpenAIOptions],
     ) -> None:
-        super().__init__(
-            model,
-            client=client,
-            base_url=base_url,
-            api_key=api_key,
-            strict=strict,
-            parallel_tool_calls=parallel_tool_calls,
-            max_retries=max_retries,
-            timeout=timeout,
-            retry=retry,
-            max_tokens=max_tokens,
-            extra_body=extra_body,
-            sleep=sleep,
-        )
+        super().__init__(model, **options)
         self.store = store
         self.include_encrypted_reasoning = include_encrypted_reasoning
 
@@ -137,7 +115,7 @@ class OpenAIResponsesModel(OpenAIBase):
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._create_kwargs(request)
-        response = await self._send(self._client.responses.create, kwargs)
+        response = await self._send(lambda: self._client.responses.create(**kwargs))
         return parse_response(response, default_model=self.model)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
@@ -147,8 +125,7 @@ class OpenAIResponsesModel(OpenAIBase):
         kwargs = self._create_kwargs(request)
         kwargs["stream"] = True
         async for event in self._stream(
-            self._client.responses.create,
-            kwargs,
+            lambda: self._client.responses.create(**kwargs),
             lambda: _ResponsesStream(default_model=self.model),
         ):
             yield event
@@ -223,24 +200,16 @@ def _assistant_items(msg: Message, *, store: bool | None) -> list[dict[str, Any]
 
 def responses_input(request: ModelRequest, *, store: bool | None = None) -> list[dict[str, Any]]:
     """Neutral messages as Responses input items (`store` as the request will send it)."""
-    items: list[dict[str, Any]] = []
-    for n, msg in enumerate(request.messages):
-        if msg.role in ("system", "user"):
-            items.append({"type": "message", "role": msg.role, "content": ensure_text(msg.content)})
-        elif msg.role == "assistant":
-            items.extend(_assistant_items(msg, store=store))
-        elif msg.role == "tool":
-            result = tool_result_of(msg, n)
-            items.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": result.call_id,
-                    "output": ensure_text(result.content),
-                }
-            )
-        else:
-            raise ValueError(f"messages[{n}] has unknown role {msg.role!r}")
-    return items
+    return convert_messages(
+        request.messages,
+        text=lambda msg: {"type": "message", "role": msg.role, "content": ensure_text(msg.content)},
+        assistant=lambda msg: _assistant_items(msg, store=store),
+        result=lambda result: {
+            "type": "function_call_output",
+            "call_id": result.call_id,
+            "output": ensure_text(result.content),
+        },
+    )
 
 
 def _named_choice(name: str) -> dict[str, Any]:
@@ -261,17 +230,6 @@ def _failed(response: Any) -> ModelError:
 def _dump(obj: Any) -> Any:
     dump = getattr(obj, "model_dump", None)
     return dump() if callable(dump) else obj
-
-
-def _usage(usage: Any) -> Usage:
-    if usage is None:
-        return make_usage()
-    details = getattr(usage, "input_tokens_details", None)
-    return make_usage(
-        getattr(usage, "input_tokens", None),
-        getattr(usage, "output_tokens", None),
-        getattr(details, "cached_tokens", None) if details is not None else None,
-    )
 
 
 def _item_json(item: Any) -> dict[str, Any]:
@@ -368,7 +326,11 @@ def _assemble(
     message.provider_data = _provider_data(layout)
     return ModelResponse(
         message=message,
-        usage=_usage(getattr(response, "usage", None)),
+        usage=usage_of(
+            getattr(response, "usage", None),
+            input_field="input_tokens",
+            output_field="output_tokens",
+        ),
         stop_reason=stop,
         model=str(getattr(response, "model", None) or default_model),
         raw=response,

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from callgate._storage import StoreNotFoundError, pg_table_exists
+from callgate._storage import pg_prepare_table, pg_table_name
 from callgate.runs.model import decode_state, encode_state
 
 if TYPE_CHECKING:
     import psycopg
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _PG_LOCK_KEY = 0x63_67_72_75  # "cgru"
 
 
@@ -25,31 +23,22 @@ class PgRunStore:
     `must_exist` refuses a database without the table instead of creating it."""
 
     def __init__(self, dsn: str, *, table: str = "callgate_runs", must_exist: bool = False) -> None:
-        if not _IDENT.match(table):
-            raise ValueError(f"table name {table!r} is not a plain SQL identifier")
         from psycopg import sql
 
         self.dsn = dsn
         self._sql = sql
-        self._table = sql.Identifier(table)
+        self._table = sql.Identifier(pg_table_name(table))
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        create = sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (run_id TEXT PRIMARY KEY, "
+            "state JSON NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
+            "updated_at DOUBLE PRECISION NOT NULL)"
+        ).format(self._table)
         with self._lock:
-            conn = self._connection()
-            if must_exist:
-                if not pg_table_exists(conn, f'"{table}"'):
-                    conn.close()
-                    raise StoreNotFoundError(f"the database has no table {table!r}")
-                return
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
-                conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE IF NOT EXISTS {} (run_id TEXT PRIMARY KEY, "
-                        "state JSON NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
-                        "updated_at DOUBLE PRECISION NOT NULL)"
-                    ).format(self._table)
-                )
+            pg_prepare_table(
+                self._connection(), table, [create], lock_key=_PG_LOCK_KEY, must_exist=must_exist
+            )
 
     def _connection(self) -> psycopg.Connection[Any]:
         import psycopg

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from callgate._storage import StoreNotFoundError, connect_sqlite, sqlite_table_exists
+from callgate._storage import open_sqlite_store
 from callgate.runs.model import decode_state, encode_state
 
 _SQLITE_SCHEMA = """
@@ -29,15 +28,14 @@ class SqliteRunStore:
     ) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = connect_sqlite(self.path, timeout_s=timeout_s, must_exist=must_exist)
-        try:
-            if not must_exist:
-                self._db.executescript(_SQLITE_SCHEMA)
-            elif not sqlite_table_exists(self._db, "callgate_runs"):
-                raise StoreNotFoundError(f"{self.path!r} holds no paused runs")
-        except (sqlite3.DatabaseError, StoreNotFoundError):
-            self._db.close()
-            raise
+        self._db = open_sqlite_store(
+            self.path,
+            table="callgate_runs",
+            schema=_SQLITE_SCHEMA,
+            holds="paused runs",
+            timeout_s=timeout_s,
+            must_exist=must_exist,
+        )
 
     def save(self, run_id: str, state: dict[str, Any]) -> None:
         text = encode_state(run_id, state)
