@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: venv demo demo-interactive test lint typecheck unit browser bench eval-bfcl eval-golden docs clean
+.PHONY: venv demo demo-interactive test lint typecheck unit browser bench bench-peers eval-bfcl eval-golden docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,10 +61,23 @@ docs: $(DOCS_STAMP)
 eval-golden: venv
 	$(VENV)/bin/callgate eval golden evals/property_demo.yaml --model local
 	$(VENV)/bin/callgate eval golden evals/property_rag.yaml --model local
+	$(VENV)/bin/callgate eval golden evals/property_policy.yaml --model local
 
 bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/load_gateway.py --seconds 3
+
+# the same work in callgate and its peers (Pydantic AI, OpenAI Agents SDK, LangChain, FastMCP),
+# interleaved in rounds; the peers live in their own venv so the project's install stays light
+PEERS_VENV := bench/.venv-peers
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet pydantic-ai-slim openai-agents langchain-core fastmcp
+	$(PEERS_VENV)/bin/pip install --quiet -e .
+	touch $@
+
+bench-peers: venv $(PEERS_VENV)/.installed
+	$(PEERS_VENV)/bin/python bench/peers/compare.py
 
 # BFCL's data and official AST checker; its declared dependencies (a dozen provider SDKs,
 # faiss, sentence-transformers) are not needed by the checker, so they are not installed

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from callgate import Gate, RunContext, tool
-from callgate.approvals.service import CallbackApprover
 from callgate.audit.log import AuditLog
 from callgate.gate.middleware.cache import CacheMiddleware
 from callgate.gate.middleware.ratelimit import Limit, RateLimiter
@@ -69,7 +68,9 @@ def gate(kind: str, tmp: Path, **kw: Any) -> tuple[Gate, list[Any]]:
         log = AuditLog.open(tmp / f"audit-{time.monotonic_ns()}.db")
         obs.append(log)
         closers.append(log)
-    return Gate([add], policy=policy, approver=approver, middleware=mw, observers=obs, **kw), closers
+    return Gate(
+        [add], policy=policy, approver=approver, middleware=mw, observers=obs, **kw
+    ), closers
 
 
 async def cpu_per_call(g: Gate, n: int = 3000, reps: int = 5) -> float:
@@ -114,7 +115,9 @@ async def cache_collapse(n: int = 1000) -> int:
 
     g = Gate([lookup], middleware=[CacheMiddleware(ttl={"lookup": 60})])
     ctx = RunContext()
-    await asyncio.gather(*(g.execute(call("lookup", {"q": "x"}, id=f"c{i}"), ctx) for i in range(n)))
+    await asyncio.gather(
+        *(g.execute(call("lookup", {"q": "x"}, id=f"c{i}"), ctx) for i in range(n))
+    )
     return len(runs)
 
 
@@ -167,8 +170,12 @@ async def main(profile: bool) -> None:
             line(f"CPU per call, {label}", cpu[kind] * 1e6, "us", note)
             if kind == "full":
                 g2, closers2 = gate(kind, tmp)
-                line("full gate calls/s (100 concurrent)", await calls_per_s(g2), "calls/s",
-                     "(target >= 5,000; within 5x bare CPU)")
+                line(
+                    "full gate calls/s (100 concurrent)",
+                    await calls_per_s(g2),
+                    "calls/s",
+                    "(target >= 5,000; within 5x bare CPU)",
+                )
                 closers += closers2
             for c in closers:
                 c.close()
@@ -177,8 +184,9 @@ async def main(profile: bool) -> None:
             t = await cpu_per_call(make())
             base = base or t
             line(f"CPU per call, {label}", t * 1e6, "us", f"= {100 * (t / base - 1):+.1f}%")
-        line("1,000 identical concurrent cached calls", await cache_collapse(), "runs",
-             "(target 1)")
+        line(
+            "1,000 identical concurrent cached calls", await cache_collapse(), "runs", "(target 1)"
+        )
 
 
 if __name__ == "__main__":

@@ -216,6 +216,14 @@ def provenance_section() -> None:
     print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout, end="")
 
 
+def script_section(name: str) -> None:
+    """Another benchmark script of this directory, run in its own process."""
+    cmd = [sys.executable, str(Path(__file__).with_name(name))]
+    print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout, end="")
+
+
 if __name__ == "__main__":
     asyncio.run(main())
     provenance_section()
+    script_section("full_gate.py")  # policy, rate limit, approver, durable audit, telemetry, cache
+    script_section("scale.py")  # Gate build and per-turn tool list with 10 / 1,000 / 10,000 tools

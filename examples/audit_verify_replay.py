@@ -65,8 +65,8 @@ def record(folder: Path, model_name: str) -> str:
     else:
         model = ScriptedModel(
             [
-                call("get_property", {"property_id": "P-101"}),
-                call("schedule_maintenance", BOOKING),
+                call("get_property", {"property_id": "P-101"}, id="look"),
+                call("schedule_maintenance", BOOKING, id="book"),
                 "The boiler service at P-101 is booked for 2099-03-02.",
             ]
         )

@@ -408,11 +408,10 @@ def test_cli_verify_show_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     _, row = capsys.readouterr().out.strip().splitlines()
     assert row.split()[5:8] == ["wipe", "deny", "denied"]
 
-    assert cli_main(["audit", "stats", "--db", str(db)]) == 0
-    header, *stats = capsys.readouterr().out.strip().splitlines()
-    assert header.split()[:4] == ["TOOL", "CALLS", "OK", "NOT"]
-    by_tool = {r.split()[0]: r.split()[1:4] for r in stats}
-    assert by_tool == {"refund": ["4", "4", "0"], "wipe": ["1", "0", "1"]}
+    assert cli_main(["audit", "stats", "--db", str(db), "--json"]) == 0
+    tools = json.loads(capsys.readouterr().out)["tools"]
+    by_tool = {k: [v["calls"], v["outcomes"].get("ok", 0), v["errors"]] for k, v in tools.items()}
+    assert by_tool == {"refund": [4, 4, 0], "wipe": [1, 0, 1]}
 
     _sqlite_backend(db).sql(
         "UPDATE audit_log SET data = replace(data, '\"order_id\":2', '\"order_id\":3') WHERE seq=2",

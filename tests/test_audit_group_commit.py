@@ -22,6 +22,7 @@ from callgate.audit.log import AuditLog
 from callgate.audit.record import AuditEntry, NewRecord
 from callgate.audit.stores._sql import seal_once
 from callgate.audit.stores.sqlite import SqliteAuditStore
+from callgate.audit.writer import GroupWriter
 from callgate.gate.protocols import CallRecord
 from callgate.testing import ScriptedModel, call
 
@@ -194,10 +195,32 @@ def _count(target: str) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_during_group_commit(tmp_path: Path) -> None:
+def test_sigkill_during_group_commit_sqlite(tmp_path: Path) -> None:
+    _kill_while_committing(str(tmp_path / "crash.db"))
+
+
+@pytest.mark.slow
+def test_sigkill_during_group_commit_postgres(pg_db: str) -> None:
+    _kill_while_committing(pg_db)
+
+
+async def test_postgres_batches(pg_db: str) -> None:
+    log = AuditLog.open(pg_db)
+    assert log._writer is not None
+    g = Gate([add], observers=[log])
+    ctx = RunContext(user_id="u")
+    await asyncio.gather(
+        *(g.execute(call("add", {"a": i, "b": 1}, id=f"c{i}"), ctx) for i in range(150))
+    )
+    await log.aflush()
+    assert log._writer.batches < 150 // 5
+    assert len(log.entries(kind="call")) == 150 and log.verify().ok
+    log.close()
+
+
+def _kill_while_committing(target: str) -> None:
     """Killed while batches are being written: every record reported durable is there, the
     chain verifies, no record is half-written, and the log continues after the crash."""
-    target = str(tmp_path / "crash.db")
     rng = random.Random(11)
     for _ in range(3):
         before = _count(target)
@@ -225,3 +248,39 @@ def test_sigkill_during_group_commit(tmp_path: Path) -> None:
         assert all(len(r.data["arguments"]["blob"]) == 4000 for r in rows)
         assert [r.data["call_id"] for r in rows] == [f"c{i}" for i in range(1, len(rows) + 1)]
         log.close()
+
+
+class _ListStore:
+    def __init__(self) -> None:
+        self.records: list[NewRecord] = []
+
+    def append_many(self, records: Sequence[NewRecord]) -> list[AuditEntry]:
+        self.records.extend(records)
+        return []
+
+
+def _child_writes(writer: GroupWriter, store: _ListStore) -> None:
+    writer.put(_new("child"))
+    assert writer.flush(5.0)
+    assert [r.kind for r in store.records] == ["parent", "child"]
+    writer.close()
+
+
+def _new(kind: str) -> NewRecord:
+    return NewRecord(0.0, kind, None, None, None, None, None, None, {})
+
+
+def test_writer_keeps_working_in_a_forked_child() -> None:
+    """The parent's writer thread does not survive a fork: the child starts its own instead of
+    waiting forever for a thread that is not there."""
+    import multiprocessing as mp
+
+    store = _ListStore()
+    writer = GroupWriter(store, lambda batch, exc: None)
+    writer.put(_new("parent"))
+    assert writer.flush(5.0)
+    proc = mp.get_context("fork").Process(target=_child_writes, args=(writer, store))
+    proc.start()
+    proc.join(20)
+    assert proc.exitcode == 0
+    writer.close()

@@ -324,3 +324,41 @@ def test_redis_single_flight_across_two_processes(
         assert again == [answer]
         assert int(counter.get(redis_prefix + "executions") or 0) == 2  # not cached
     counter.close()
+
+
+def test_keys_of_rich_arguments_are_stable() -> None:
+    import datetime
+
+    from pydantic import BaseModel
+
+    class Where(BaseModel):
+        city: str
+        tags: frozenset[str] = frozenset()
+
+    def key(args: dict[str, Any]) -> str:
+        return cache_key(search, args, "t")
+
+    when = datetime.date(2026, 1, 31)
+    a = key({"q": Where(city="Oslo", tags=frozenset({"b", "a"})), "when": when, "s": {3, 1, 2}})
+    b = key({"s": {2, 3, 1}, "when": when, "q": Where(city="Oslo", tags=frozenset({"a", "b"}))})
+    assert a == b
+    assert a != key({"q": Where(city="Bergen"), "when": when, "s": {1, 2, 3}})
+
+
+async def test_arguments_without_a_key_run_uncached() -> None:
+    c = CacheMiddleware(ttl={"search": 60})
+
+    def boom(*_: Any, **__: Any) -> str:
+        raise TypeError("no key")
+
+    import callgate.gate.middleware.cache as cache_mod
+
+    g = make_gate(c)
+    original = cache_mod.cache_key
+    cache_mod.cache_key = boom  # type: ignore[assignment]
+    try:
+        await run(g, "search", {"q": "x"})
+        await run(g, "search", {"q": "x"})
+    finally:
+        cache_mod.cache_key = original
+    assert len(runs) == 2 and (c.hits, c.misses) == (0, 0)

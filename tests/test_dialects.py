@@ -18,10 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, TypeAdapter
 
-from callgate.dialects.export import (
-    GEMINI_SCHEMA_KEYWORDS,
+from callgate.dialects import (
     export_tools,
-    inline_refs,
     restore_strict_nulls,
     strict_compatible,
     strict_schema,
@@ -30,6 +28,7 @@ from callgate.dialects.export import (
     to_openai_chat,
     to_openai_responses,
 )
+from callgate.dialects.gemini import GEMINI_SCHEMA_KEYWORDS, inline_refs
 from callgate.errors import SchemaError
 from callgate.tools.definition import Tool, ToolSpec, tool
 from callgate.tools.schema import ArgumentsInvalid

@@ -106,6 +106,8 @@ def test_random_sample_is_seeded_and_not_the_first_cases() -> None:
     assert [x["id"] for x in a] == [x["id"] for x in b] != [x["id"] for x in c]
     first, _ = load_cases("simple", 5)
     assert [x["id"] for x in a] != [x["id"] for x in first]
+    held_out, _ = load_cases("simple", 0, sample=20, seed=3, pool_from=52)
+    assert all(int(x["id"].rsplit("_", 1)[1]) >= 52 for x in held_out)
 
 
 def test_cli(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]

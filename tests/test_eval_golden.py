@@ -265,8 +265,10 @@ def test_reference_runs_pass_with_real_tools(project: Path) -> None:
     assert report.pass_rate == 1.0
     assert golden_tools.LOG == ["Paris"]  # the real tool ran
     (run,) = report.cases[0].runs
-    assert run.calls == [{"name": "get_weather", "args": {"city": "Paris"}}]
-    assert '"temperature":21' in run.results[0].replace(" ", "")
+    (only,) = run.calls
+    assert (only["name"], only["args"], only["ok"]) == ("get_weather", {"city": "Paris"}, True)
+    assert '"temperature":21' in only["result"].replace(" ", "")
+    assert run.results == [only["result"]]
 
 
 def test_stubbed_runs_never_reach_the_real_tool(project: Path) -> None:
@@ -410,6 +412,7 @@ def test_policy_and_identity_of_a_case_reach_the_gate(project: Path) -> None:
     text = text.replace(
         "  - id: oslo\n", "  - id: oslo\n    context: {user: g, roles: [guest], tenant: t1}\n"
     )
+    text = text.replace("  - id: paris\n", "  - id: paris\n    context: {roles: [staff]}\n")
     (project / "weather.yaml").write_text(text)
     golden = load_golden(project / "weather.yaml")
     seen: list[object] = []
@@ -425,9 +428,9 @@ def test_policy_and_identity_of_a_case_reach_the_gate(project: Path) -> None:
 
     report = _run(GoldenRunner(golden, factory), None)
     paris, oslo = report.cases
-    assert paris.runs[0].failed_calls == 0  # no context: no roles... but see below
-    assert oslo.runs[0].failed_calls == 1  # a guest may not ask for the time
-    assert seen[1] == ["get_weather"]  # and is not even shown the tool
+    assert paris.runs[0].failed_calls == 0  # staff may ask for the time
+    assert oslo.runs[0].failed_calls == 1  # a guest may not
+    assert seen == [["get_time", "get_weather"], ["get_weather"]]  # nor even see the tool
 
 
 def test_without_auto_approval_a_destructive_call_pauses_the_run(tmp_path: Path) -> None:
@@ -445,3 +448,40 @@ def test_without_auto_approval_a_destructive_call_pauses_the_run(tmp_path: Path)
     report = _run(GoldenRunner(golden, ReferenceModel), None)
     assert report.cases[0].runs[0].status == "paused"
     assert report.pass_rate == 1.0
+
+
+def test_recorded_results_replay_without_the_real_tools(project: Path) -> None:
+    """A real run recorded with --record-stubs passes again with --stub, and the second run
+    never calls the real tool."""
+    import golden_tools
+
+    base = ["eval", "golden", "weather.yaml", "--quiet", "--model", "golden_models:good"]
+    assert cli_main([*base, "--record-stubs", "recorded.yaml"]) == 0
+    assert golden_tools.LOG == ["Paris", "Oslo"]
+    recorded = load_golden(project / "recorded.yaml")
+    paris = {c.id: c for c in recorded.cases}["paris"]
+    assert paris.stubs["get_weather"][0].match == {"city": "Paris"}
+    golden_tools.LOG.clear()
+    again = ["eval", "golden", "recorded.yaml", "--quiet", "--model", "golden_models:good"]
+    assert cli_main([*again, "--stub", "--json", "stubbed.json"]) == 0
+    assert golden_tools.LOG == []
+    assert json.loads((project / "stubbed.json").read_text())["pass_rate"] == 1.0
+
+
+def test_a_price_turns_tokens_into_a_cost_ceiling(project: Path) -> None:
+    """With the model's price in the file, `max_cost_usd` judges what the run cost."""
+    text = (project / "weather.yaml").read_text()
+    text = text.replace("paths:", "price: {input: 1000, output: 1000}\npaths:")
+    text = text.replace(
+        "      not_called: [get_time]\n", "      not_called: [get_time]\n      max_cost_usd: 0.01\n"
+    )
+    (project / "weather.yaml").write_text(text)
+    report = _run(GoldenRunner(load_golden(project / "weather.yaml"), ReferenceModel), ["paris"])
+    (run,) = report.cases[0].runs
+    assert run.cost_usd == 0.0  # the reference model reports no tokens: free, and passing
+    assert run.passed
+    wordy = lambda _c: ScriptedModel([call("get_weather", {"city": "Paris"}), "21 " * 200])  # noqa: E731
+    report = _run(GoldenRunner(load_golden(project / "weather.yaml"), wordy), ["paris"])
+    (run,) = report.cases[0].runs
+    assert run.cost_usd > 0.01
+    assert any("cost $" in f for f in run.failures)

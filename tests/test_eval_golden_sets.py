@@ -14,7 +14,7 @@ import pytest
 from callgate.eval import GoldenRunner, ReferenceModel, load_golden
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = {"demo": ROOT / "evals" / "property_demo.yaml", "rag": ROOT / "evals" / "property_rag.yaml"}
+SETS = {name: ROOT / "evals" / f"property_{name}.yaml" for name in ("demo", "rag", "policy")}
 
 
 @pytest.fixture(scope="module", params=sorted(SETS))
@@ -32,9 +32,10 @@ def test_every_reference_run_passes(played) -> None:  # type: ignore[no-untyped-
 
 def test_reference_calls_succeed_unless_the_case_is_about_an_error(played) -> None:  # type: ignore[no-untyped-def]
     """A reference whose calls fail would pass only because its answer is written out."""
-    _, _, report = played
+    _, golden, report = played
+    refused = {c.id for c in golden.cases if c.kind == "denied"} | {"details-unknown-property"}
     failed = {c.id for c in report.cases if any(r.failed_calls for r in c.runs)}
-    assert failed <= {"details-unknown-property"}
+    assert failed <= refused
 
 
 def test_asserted_ids_and_amounts_come_from_the_tools(played) -> None:  # type: ignore[no-untyped-def]
@@ -78,3 +79,13 @@ def test_a_model_ignoring_the_handbook_fails_the_docs_cases() -> None:
     report = asyncio.run(runner.run(["how-end-lease", "mixed-heating-p104"]))
     assert [c.pass_rate for c in report.cases] == [0.0, 0.0]
     assert "search_docs" in report.cases[0].runs[0].failures[0]
+
+
+def test_the_policy_set_is_refused_where_it_says() -> None:
+    """The reference runs of the policy set meet the gate's refusals for real."""
+    golden = load_golden(SETS["policy"])
+    report = asyncio.run(
+        GoldenRunner(golden, ReferenceModel).run(["agent-other-office-is-refused"])
+    )
+    (run,) = report.cases[0].runs
+    assert run.failed_calls == 1 and "another office" in run.results[0]

@@ -63,7 +63,7 @@ def test_audit_verified_replayed_and_tampering_found(capsys: pytest.CaptureFixtu
     codes = audit_verify_replay.main()
     assert codes == {"verify": 0, "replay-same": 0, "replay-frozen": 1, "verify-tampered": 1}
     out = capsys.readouterr().out
-    assert "DIFF call_2 schedule_maintenance" in out
+    assert "DIFF book schedule_maintenance" in out and "same look get_property" in out
     assert "seq 1: edited" in out
 
 

@@ -205,3 +205,25 @@ async def test_split_model_sends_tools_off_requests_to_the_large_model() -> None
     req = ModelRequest(messages=[Message.user("hi")], tools=[get_weather.spec], tool_choice="none")
     resp = await SplitModel(small, large).request(req)
     assert resp.text == "done" and small.requests == []
+
+
+async def test_stream_failing_midway_is_not_retried_elsewhere() -> None:
+    class HalfStream:
+        name = "half"
+
+        async def request(self, request: ModelRequest) -> Any:
+            raise AssertionError("not used")
+
+        async def stream(self, request: ModelRequest) -> Any:
+            from callgate.models import TextDelta
+
+            yield TextDelta("Hel")
+            raise ModelError("connection reset", retryable=True)
+
+    backup = ScriptedModel(["never"])
+    model = FallbackModel([HalfStream(), backup])
+    got: list[Any] = []
+    with pytest.raises(ModelError, match="connection reset"):
+        async for ev in model.stream(ModelRequest(messages=[Message.user("hi")])):
+            got.append(ev)
+    assert len(got) == 1 and backup.requests == []  # part of the answer was already shown

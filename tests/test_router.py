@@ -179,3 +179,65 @@ def test_router_on_a_default_gate_and_in_the_audit_log() -> None:
 def test_own_gate_without_the_router_is_refused() -> None:
     with pytest.raises(ValueError, match="middleware"):
         Agent(ScriptedModel([]), Gate(TOOLS), router=Router(k=2))
+
+
+def test_bench_generated_set_smoke() -> None:
+    """The routing benchmark's fallback set runs and measures what it claims (fast: 30 cases)."""
+    import asyncio
+    import importlib.util
+    import random
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "routing.py"
+    spec = importlib.util.spec_from_file_location("bench_routing", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_routing"] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    cases, pool = bench.generated_data(seed=1)
+    rng = random.Random(1)
+    row = asyncio.run(bench.measure(cases[:30], pool, 50, rng, 8))
+    assert row["cases"] == 30 and row["distractors"] == 50
+    assert row["recall@1"] <= row["recall@3"] <= row["recall@8"] <= 1.0
+    assert row["recall@8"] >= 0.9
+    assert row["tool_tokens_k5"] * 5 < row["tool_tokens_all"]
+
+
+async def test_async_classifier_picks_come_first() -> None:
+    async def classify(query: str, specs: Sequence[ToolSpec]) -> list[str]:
+        return ["book_flight"]
+
+    choice = await Router(k=1, classifier=classify).choose(
+        "weather please", [t.spec for t in TOOLS]
+    )
+    assert choice.tools == ("book_flight",)
+
+
+def test_routing_and_fallback_reach_telemetry_spans() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from callgate.errors import ModelError
+    from callgate.providers.fallback import FallbackModel
+    from callgate.telemetry import Telemetry
+    from callgate.testing import FunctionModel
+
+    def down(_: object) -> str:
+        raise ModelError("HTTP 503", status=503, retryable=True)
+
+    spans = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(spans))
+    tel = Telemetry(tracer_provider=tp)
+    router = Router(k=2)
+    gate = Gate(TOOLS, middleware=[router], observers=[tel])
+    model = FallbackModel([FunctionModel(down, name="primary"), ScriptedModel(["ok"], name="b")])
+    Agent(model, gate, router=router).run_sync("stock price of ACME")
+    chat = [s for s in spans.get_finished_spans() if s.name.startswith("chat")]
+    attrs = dict(chat[0].attributes or {})
+    assert "stock_price" in attrs["callgate.routed_tools"]
+    assert len(attrs["callgate.routed_tools"]) == 2
+    assert attrs["callgate.fallbacks"][0].startswith("primary: ModelError: HTTP 503")

@@ -217,3 +217,40 @@ async def test_streaming_emits_the_result_call() -> None:
 def test_plain_agent_output_is_still_text() -> None:
     result = Agent(ScriptedModel(["hello"])).run_sync("hi")
     assert result.output == "hello" and result.text == "hello"
+
+
+TYPED_USER = """
+from pydantic import BaseModel
+
+from callgate import Agent
+from callgate.testing import ScriptedModel
+
+
+class Facts(BaseModel):
+    city: str
+
+
+class Other(BaseModel):
+    n: int
+
+
+facts = Agent(ScriptedModel([]), output_type=Facts).run_sync("?").output
+either: Agent[Facts | Other] = Agent(ScriptedModel([]), output_type=Facts | Other)
+plain = Agent(ScriptedModel([])).run_sync("?").output
+reveal_type(facts)
+reveal_type(either.run_sync("?").output)
+reveal_type(plain)
+bad: int = facts
+"""
+
+
+def test_output_is_typed_for_mypy(tmp_path: Any) -> None:
+    from mypy import api
+
+    mod = tmp_path / "user_output.py"
+    mod.write_text(TYPED_USER)
+    out, err, _ = api.run(["--strict", "--no-error-summary", str(mod)])
+    notes = [line.split("Revealed type is ")[1] for line in out.splitlines() if "Revealed" in line]
+    assert notes == ['"user_output.Facts"', '"user_output.Facts | user_output.Other"', '"str"']
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and 'expression has type "Facts"' in errors[0], out + err

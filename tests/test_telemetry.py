@@ -222,3 +222,19 @@ async def test_off_without_an_sdk() -> None:
         res = await g.execute(call("lookup_inline", {"user": "a"}), RunContext())
     assert res.content == "a"
     assert tel._tracer is None and tel._meters is None
+
+
+async def test_cache_hits_mark_the_span_and_count() -> None:
+    from callgate.gate.middleware.cache import CacheMiddleware
+
+    o = Otel()
+    seen_span.clear()
+    cache = CacheMiddleware(ttl={"lookup_inline": 60}, listeners=[o.tel])
+    g = Gate([lookup_inline], middleware=[o.tel.middleware(), cache], observers=[o.tel])
+    for i in range(3):
+        await g.execute(call("lookup_inline", {"user": "a"}, id=f"c{i}"), RunContext())
+    assert len(seen_span) == 1  # ran once
+    hits = [dict(s.attributes or {}).get("callgate.cache_hit") for s in o.finished()]
+    assert hits == [False, True, True]
+    assert o.metric("callgate.cache.hits") == [({"gen_ai.tool.name": "lookup_inline"}, 2)]
+    assert o.metric("callgate.cache.misses") == [({"gen_ai.tool.name": "lookup_inline"}, 1)]

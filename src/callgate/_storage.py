@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
 from callgate._lazy import import_object
 from callgate.errors import CallgateError
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from psycopg.abc import Query
 
 __all__ = [
+    "PgStore",
+    "SqliteStore",
     "StorageTarget",
     "StoreNotFoundError",
     "connect_sqlite",
@@ -200,6 +203,85 @@ def open_sqlite_store(
         conn.close()
         raise
     return conn
+
+
+class SqliteStore:
+    """The half every SQLite store shares: one connection (`open_sqlite_store`) to the file at
+    `path`, guarded by one lock that every statement takes, and `close`. A subclass names its
+    `TABLE`, the `SCHEMA` script creating it, what it `HOLDS` (for the "holds no ..." error of a
+    read-only open) and, if it wants one, its `ROW_FACTORY`."""
+
+    TABLE: ClassVar[str]
+    SCHEMA: ClassVar[str]
+    HOLDS: ClassVar[str]
+    ROW_FACTORY: ClassVar[Any] = None
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout_s: float = 10.0, must_exist: bool = False
+    ) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._db = open_sqlite_store(
+            self.path,
+            table=self.TABLE,
+            schema=self.SCHEMA,
+            holds=self.HOLDS,
+            timeout_s=timeout_s,
+            must_exist=must_exist,
+        )
+        row_factory = type(self).ROW_FACTORY  # from the class: see `PgStore._connection`
+        if row_factory is not None:
+            self._db.row_factory = row_factory
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class PgStore:
+    """The half every PostgreSQL store shares: one autocommit connection to `dsn`, reopened if
+    the server dropped it and guarded by one lock that every statement takes; the table made
+    ready once (`pg_prepare_table`, under the subclass's `LOCK_KEY`); and `close`. psycopg is
+    imported only when a connection is opened, so the module loads without the driver."""
+
+    LOCK_KEY: ClassVar[int]
+    ROW_FACTORY: ClassVar[Any] = None
+
+    def __init__(self, dsn: str, table: str) -> None:
+        self.dsn = dsn
+        self.table_name = pg_table_name(table)
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _prepare(self, statements: Iterable[Query], *, must_exist: bool) -> None:
+        with self._lock:
+            pg_prepare_table(
+                self._connection(),
+                self.table_name,
+                statements,
+                lock_key=self.LOCK_KEY,
+                must_exist=must_exist,
+            )
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The shared connection (callers hold the lock), reopened if the server dropped it."""
+        import psycopg
+
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            # read from the class: a function stored on it (psycopg's row factories are) would
+            # otherwise come back bound to the store
+            row_factory = type(self).ROW_FACTORY
+            if row_factory is None:
+                self._conn = psycopg.connect(self.dsn, autocommit=True)
+            else:
+                self._conn = psycopg.connect(self.dsn, autocommit=True, row_factory=row_factory)
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def pg_table_name(table: str) -> str:

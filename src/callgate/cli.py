@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "callgate.tools.lint",
     "callgate.approvals.cli",
     "callgate.audit.cli",
+    "callgate.audit.stats_cli",
     "callgate.mcp.cli",
     "callgate.server.cli",
     "callgate.eval.cli",

@@ -40,7 +40,9 @@ from callgate.agent.budgets import (
 )
 from callgate.agent.guards import LoopBreaker, RunGuards, stop_reason
 from callgate.agent.guidance import tool_guidance
+from callgate.agent.ledger import Ledger, LedgerClock
 from callgate.agent.output import OutputSpec, OutputT, build_output, split_calls
+from callgate.agent.pricing import PriceTable
 from callgate.agent.router import Router, RoutingChoice
 from callgate.context import RunContext
 from callgate.errors import CallgateError, ErrorKind
@@ -112,6 +114,8 @@ class RunResult(Generic[OutputT]):
     #: the typed output (the text itself for runs without `output_type`); None when a
     #: structured run ended without a valid result
     value: OutputT | None = None
+    #: where the run's time and money went (`callgate.agent.ledger`)
+    ledger: Ledger | None = None
 
     @property
     def output(self) -> OutputT:
@@ -209,16 +213,20 @@ class Agent(Generic[OutputT]):
         breaker: Callable[[], LoopBreaker] | None = LoopBreaker,
         run_store: RunStore | None = None,
         status_interval_s: float = 1.0,
-        price: Price | None = None,
+        price: Price | PriceTable | None = None,
         output_type: type[OutputT] | UnionType | None = None,
         router: Router | None = None,
         final_model: Model | None = None,
     ) -> None:
+        self.prices = price if isinstance(price, PriceTable) else PriceTable()
+        if not isinstance(price, Price):
+            price = self.prices.for_model(model.name)
         if budgets is not None and budgets.max_cost_usd is not None and price is None:
             raise ValueError(
-                "Budgets(max_cost_usd=...) needs the model's price, since providers do not "
-                "report cost: pass Agent(..., price=Price(input=..., output=...)) in USD per "
-                "million tokens"
+                f"Budgets(max_cost_usd=...) needs the model's price, and {model.name!r} is not "
+                "in the price table (install callgate[prices] for the maintained one): pass "
+                "Agent(..., price=Price(input=..., output=...)) in USD per million tokens, or "
+                "a PriceTable(models={...}) that names it"
             )
         self.model = model
         self.price = price
@@ -381,7 +389,7 @@ class Agent(Generic[OutputT]):
         results = [done[c.id] for c in calls]
         outcome = self._after_calls(state, calls, results)
         if outcome is not None:
-            await self._flush_observers()
+            await self._finish_run(state.ctx, outcome)
             yield RunFinished(outcome)
             return
         self.run_store.delete(run_id)
@@ -399,20 +407,23 @@ class Agent(Generic[OutputT]):
                 yield ev
         if self.router is not None:
             self.router.forget(st.ctx)
-        await self._flush_observers()
+        await self._finish_run(st.ctx, st.outcome)
         yield RunFinished(st.outcome)
 
-    async def _flush_observers(self) -> None:
-        """Observers that write in the background (the group-committing audit log) have every
-        record of the run durable before the run is reported finished."""
+    async def _finish_run(self, ctx: RunContext, result: RunResult[OutputT]) -> None:
+        """Observers that keep runs (`on_run`) record how it ended and its ledger; observers
+        that write in the background (the group-committing audit log) then have every record
+        of the run durable before the run is reported finished."""
         for o in self.gate.observers:
+            on_run = getattr(o, "on_run", None)
             aflush = getattr(o, "aflush", None)
-            if aflush is None:
-                continue
             try:
-                await aflush()
+                if on_run is not None and result.ledger is not None:
+                    on_run(ctx, result.status, result.reason, result.ledger)
+                if aflush is not None:
+                    await aflush()
             except Exception:
-                log.exception("observer %r could not flush", o)
+                log.exception("observer %r could not record the run's end", o)
 
     async def _specs(self, st: _RunState) -> list[ToolSpec]:
         """The tools offered this turn: the run's tools (the routed few when a router is set)
@@ -526,8 +537,10 @@ class Agent(Generic[OutputT]):
                 yield ev
             return
         refusals = st.guards.screen(list(calls), choice == "none", over)
+        t_tools = time.perf_counter()
         async for ev in self._gate_calls(st, list(calls), refusals, streaming):
             yield ev
+        st.clock.tools_s += time.perf_counter() - t_tools
         async for ev in self._after_turn(st, list(calls), refusals, streaming):
             yield ev
 
@@ -568,8 +581,11 @@ class Agent(Generic[OutputT]):
     def _account(self, st: _RunState, response: ModelResponse) -> None:
         """Add a turn's usage to the run's, pricing it when the provider did not."""
         usage = response.usage
-        if self.price is not None and usage.cost_usd == 0:
-            usage.cost_usd = self.price.cost(usage)
+        price = self.price
+        if response.model and response.model != self.model.name:  # a fallback answered
+            price = self.prices.for_model(response.model) or price
+        if price is not None and usage.cost_usd == 0:
+            usage.cost_usd = price.cost(usage)
         st.usage = st.usage + usage
         st.last_usage = usage
 
@@ -786,6 +802,7 @@ class Agent(Generic[OutputT]):
         )
 
     def _record_turn(self, st: _RunState, response: ModelResponse, dt: float) -> None:
+        st.clock.model_s += dt
         observers = self.gate.observers
         if not observers:
             return
@@ -840,6 +857,7 @@ class Agent(Generic[OutputT]):
             turns=st.turns,
             tool_calls=st.guards.calls_made,
             results=st.results,
+            ledger=st.clock.close(st.ctx.run_id, st.usage, st.results, self.prices.tools),
         )
 
 
@@ -852,6 +870,7 @@ class _RunState:
     step_tool_choice: StepChoice | None
     usage: Usage = field(default_factory=Usage)
     turns: int = 0
+    clock: LedgerClock = field(default_factory=LedgerClock)
     results: list[ToolResult] = field(default_factory=list)
     #: the last model response, the usage of the last turn, and where the messages added
     #: after it start (for the next turn's input estimate)

@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter, defaultdict
 from typing import Any
 
 from callgate._lazy import import_object
@@ -26,6 +25,7 @@ from callgate._tables import clip, print_table
 from callgate.audit.log import AuditLog
 from callgate.audit.record import AuditEntry, Head
 from callgate.audit.replay import replay
+from callgate.audit.stats_cli import add_stats_arguments
 from callgate.audit.verify import VerifyReport
 from callgate.gate.core import Gate
 from callgate.serde import canonical_json
@@ -69,9 +69,12 @@ def add_cli(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=_cmd_show)
 
-    st = sub.add_parser("stats", parents=[common], help="calls per tool and their outcomes")
-    st.add_argument("--json", action="store_true")
-    st.set_defaults(func=_cmd_stats)
+    st = sub.add_parser(
+        "stats",
+        parents=[common],
+        help="calls, errors, latency, cost and feedback (= callgate stats)",
+    )
+    add_stats_arguments(st)
     _add_replay(sub, common)
 
 
@@ -209,41 +212,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
         for e in rows
     ]
     print_table(header, table, sys.stdout, empty="no records")
-    return 0
-
-
-def _cmd_stats(args: argparse.Namespace) -> int:
-    audit = _open_for_cli(args)
-    if audit is None:
-        return 2
-    calls: Counter[str] = Counter()
-    outcomes: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    seconds: defaultdict[str, float] = defaultdict(float)
-    with contextlib.closing(audit):
-        for e in audit.store.iter_all():  # streamed: constant memory on any log size
-            if e.kind != "call":
-                continue
-            name = e.tool or "-"
-            calls[name] += 1
-            outcomes[name][outcome(e)] += 1
-            seconds[name] += float(e.data.get("duration_s") or 0.0)
-    if args.json:
-        data = {t: {"calls": n, "outcomes": dict(outcomes[t])} for t, n in calls.items()}
-        print(json.dumps(data, sort_keys=True))
-        return 0
-    rows = [
-        (
-            tool,
-            str(n),
-            str(outcomes[tool]["ok"]),
-            str(n - outcomes[tool]["ok"]),
-            f"{1000 * seconds[tool] / n:.1f}",
-            ", ".join(f"{k} {v}" for k, v in sorted(outcomes[tool].items()) if k != "ok") or "-",
-        )
-        for tool, n in sorted(calls.items())
-    ]
-    header = ("TOOL", "CALLS", "OK", "NOT OK", "MEAN MS", "OUTCOMES")
-    print_table(header, rows, sys.stdout, empty="no calls recorded")
     return 0
 
 

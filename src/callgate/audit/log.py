@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from callgate.audit.record import AuditEntry, AuditStore, Head, NewRecord, Query, jsonable
 from callgate.audit.stores import open_audit_store
@@ -31,8 +31,16 @@ __all__ = ["AuditLog"]
 
 log = logging.getLogger("callgate.audit.log")
 
+
+class Ledgerlike(Protocol):
+    """A run's ledger as the audit log needs it (`callgate.agent.ledger.Ledger`; the audit
+    package does not import the agent)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 #: record kinds that are group-committed (the rest are written at once)
-_GROUPED = frozenset({"call", "turn"})
+_GROUPED = frozenset({"call", "turn", "run"})
 
 
 class AuditLog:
@@ -155,6 +163,47 @@ class AuditLog:
             data["fallbacks"] = list(record.fallbacks)
         self._write("turn", ctx, None, None, data)
 
+    def on_run(self, ctx: RunContext, status: str, reason: str | None, ledger: Ledgerlike) -> None:
+        """The end of an agent run: its status and its ledger (`callgate.agent.ledger.Ledger`:
+        time split, round trips, calls per tool, tokens, cost), for `callgate stats`."""
+        data = {
+            **self._who(ctx),
+            "status": status,
+            "reason": reason,
+            "ledger": jsonable(ledger.to_dict()),
+        }
+        self._write("run", ctx, None, None, data)
+
+    def record_feedback(
+        self,
+        run_id: str,
+        rating: int,
+        comment: str = "",
+        *,
+        user_id: str | None = None,
+        tenant: str | None = None,
+    ) -> AuditEntry | None:
+        """A person's rating (1 worst to 5 best) and comment on a run's answer, recorded after
+        the fact against the run id so `callgate stats` shows it beside the tools that run
+        used. The comment is cut and redacted like any other text."""
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise ValueError(f"a rating is an integer from 1 to 5, got {rating!r}")
+        if not run_id or not isinstance(run_id, str):
+            raise ValueError("feedback needs the run id of the answer it rates")
+        data = {"rating": rating, "comment": self._text(comment, self.max_text_chars)}
+        rec = NewRecord(
+            ts=time.time(),
+            kind="feedback",
+            conversation_id=None,
+            run_id=run_id,
+            user_id=user_id,
+            tenant=tenant,
+            tool=None,
+            decision=None,
+            data=data,
+        )
+        return self._append_now(rec)
+
     def record_event(
         self,
         kind: str,
@@ -206,14 +255,23 @@ class AuditLog:
             decision=decision,
             data=data if safe else jsonable(data),
         )
+        if self._writer is not None and kind in _GROUPED:
+            try:
+                self._writer.put(rec)
+            except Exception:
+                self.failures += 1
+                log.exception("audit write failed (%s record)", kind)
+            return None
+        return self._append_now(rec)
+
+    def _append_now(self, rec: NewRecord) -> AuditEntry | None:
+        """Write one record now (after the queued ones, to keep the order)."""
         writer = self._writer
+        kind = rec.kind
         try:
-            if writer is not None and kind in _GROUPED:
-                writer.put(rec)
-                return None
             with self._lock:
                 if writer is not None:
-                    writer.flush()  # keep the order: queued records come first
+                    writer.flush()
                 return self.store.append(rec)
         except Exception:
             self.failures += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -62,9 +63,12 @@ class GroupWriter:
         self._flushers = 0  # threads waiting in flush: the writer does not linger for them
         self.linger_s = linger_s
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self.batches = 0  # commits made (for tests and benchmarks)
 
     def put(self, record: NewRecord) -> None:
+        if self._pid != os.getpid():
+            self._forked()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the audit log is closed")
@@ -79,6 +83,16 @@ class GroupWriter:
                 # wake the writer only when it waits for a first record or a full batch:
                 # waking it per record makes it fight the producer for the interpreter lock
                 self._cond.notify_all()
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's thread did not come along, and its queue is the
+        parent's to write. Start afresh (the store must be usable in the child, as without
+        group commit)."""
+        self._cond = threading.Condition()
+        self._pending = []
+        self._queued = self._done = 0
+        self._thread = None
+        self._pid = os.getpid()
 
     def _start(self) -> None:
         self._thread = threading.Thread(

@@ -27,7 +27,8 @@ Nothing here mutates its input; output key order is fixed, so exports are byte-f
 
 Strict mode lives in `callgate.dialects.strict`, the Gemini conversion in
 `callgate.dialects.gemini`, and the helpers they share (shape check, `$ref` resolution, memo,
-key order) in `callgate.jsonschema`; every public name is importable from here.
+key order) in `callgate.jsonschema`; `callgate.dialects` is the one place that lists every
+public name.
 """
 
 from __future__ import annotations
@@ -36,33 +37,23 @@ import copy
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from callgate.dialects.gemini import GEMINI_SCHEMA_KEYWORDS, inline_refs, to_gemini
-from callgate.dialects.strict import (
-    OPENAI_STRICT_FORMATS,
-    restore_strict_nulls,
-    strict_compatible,
-    strict_schema,
-)
-from callgate.dialects.strict import OPENAI_STRICT_MAX_ENUM_VALUES as OPENAI_STRICT_MAX_ENUM_VALUES
-from callgate.dialects.strict import OPENAI_STRICT_MAX_NESTING as OPENAI_STRICT_MAX_NESTING
-from callgate.dialects.strict import OPENAI_STRICT_MAX_PROPERTIES as OPENAI_STRICT_MAX_PROPERTIES
+from callgate.dialects.gemini import to_gemini
+from callgate.dialects.strict import restore_strict_nulls, strict_compatible, strict_schema
 from callgate.errors import SchemaError
-from callgate.jsonschema import JsonSchema as JsonSchema
-from callgate.jsonschema import check_shape
+from callgate.jsonschema import JsonSchema, check_shape
 from callgate.tools.definition import ToolSpec
 
+# check_shape, restore_strict_nulls and strict_compatible are still imported from here by
+# callgate.gate.stages and callgate.tools.lint; their public homes are callgate.dialects and
+# callgate.jsonschema
 __all__ = [
-    "GEMINI_SCHEMA_KEYWORDS",
-    "OPENAI_STRICT_FORMATS",
     "Dialect",
+    "StrictMode",
     "check_shape",
     "export_tools",
-    "inline_refs",
     "restore_strict_nulls",
     "strict_compatible",
-    "strict_schema",
     "to_anthropic",
-    "to_gemini",
     "to_openai_chat",
     "to_openai_responses",
 ]

@@ -5,7 +5,7 @@ accepts.
 `anyOf [X, null]` into ``nullable``, upper-cases type names, keeps only
 `GEMINI_SCHEMA_KEYWORDS` and moves every constraint it cannot carry into the description. No
 other dialect needs any of this, so it has a module of its own; see `callgate.dialects.export`
-for the overview. Every public name is re-exported by `callgate.dialects.export`.
+for the overview. Its functions are public as `callgate.dialects`.
 """
 
 from __future__ import annotations

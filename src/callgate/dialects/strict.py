@@ -3,8 +3,8 @@ and undo its "optional means nullable" on the arguments a model sends back.
 
 `strict_schema` / `strict_compatible` and `restore_strict_nulls` belong together (what one
 rewrites, the other reverses), so they live here, apart from the other dialects; see
-`callgate.dialects.export` for the overview. Every public name is re-exported by
-`callgate.dialects.export`.
+`callgate.dialects.export` for the overview. Its functions are public as
+`callgate.dialects`.
 """
 
 from __future__ import annotations

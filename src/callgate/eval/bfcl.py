@@ -124,17 +124,19 @@ def bfcl_schema(node: Any) -> Any:
 
 
 def load_cases(
-    category: str, limit: int, offset: int = 0, sample: int = 0, seed: int = 0
+    category: str, limit: int, offset: int = 0, sample: int = 0, seed: int = 0, pool_from: int = 0
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """A category's cases (a seeded random `sample`, or ``[offset, offset+limit)``) and the
-    ground truth by case id."""
+    """A category's cases (a seeded random `sample` of the cases from index `pool_from` on,
+    or ``[offset, offset+limit)``) and the ground truth by case id. `pool_from` keeps cases
+    that were looked at while tuning a model out of the score."""
     root = resources.files("bfcl_eval") / "data"
     stem = BFCL_FILES[category]
     rows = [json.loads(x) for x in (root / f"BFCL_v4_{stem}.json").read_text().splitlines() if x]
     if sample:
+        pool = rows[pool_from:]
         rng = random.Random(f"{seed}/{category}")
-        picked = sorted(rng.sample(range(len(rows)), min(sample, len(rows))))
-        cases = [rows[i] for i in picked]
+        picked = sorted(rng.sample(range(len(pool)), min(sample, len(pool))))
+        cases = [pool[i] for i in picked]
     else:
         cases = rows[offset : offset + limit]
     truth: dict[str, Any] = {}
@@ -235,12 +237,14 @@ class BfclRunner:
         sample: int = 0,
         seed: int = 0,
         progress: Callable[[int, int, str], None] | None = None,
+        pool_from: int = 0,
     ) -> BfclReport:
         checker = self._checker or load_checker()
-        selection = {"limit": limit, "offset": offset} if not sample else {}
-        selection |= {"sample": sample, "seed": seed} if sample else {}
+        selection: dict[str, Any] = {"limit": limit, "offset": offset}
+        if sample:
+            selection = {"sample": sample, "seed": seed, "pool_from": pool_from}
         report = BfclReport(self.model.name, selection)
-        loaded = [(c, *load_cases(c, limit, offset, sample, seed)) for c in categories]
+        loaded = [(c, *load_cases(c, limit, offset, sample, seed, pool_from)) for c in categories]
         total, done = sum(len(cases) for _, cases, _ in loaded), 0
         for cat, cases, truth in loaded:
             result = BfclCategory(cat)

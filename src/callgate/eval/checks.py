@@ -18,10 +18,14 @@ _MISSING = object()
 
 @dataclass(slots=True)
 class ObservedCall:
-    """A call the model proposed; `args` is None when its arguments were not valid JSON."""
+    """A call the model proposed; `args` is None when its arguments were not valid JSON.
+    `result` is what the gate answered (None when the call never reached it, e.g. the run
+    paused first) and `ok` whether the tool ran successfully."""
 
     name: str
     args: dict[str, Any] | None
+    result: str | None = None
+    ok: bool = False
 
 
 @dataclass(slots=True)

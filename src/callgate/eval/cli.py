@@ -15,6 +15,7 @@ from typing import Any
 from callgate.eval.bfcl import BFCL_CATEGORIES, BfclRunner
 from callgate.eval.dataset import load_golden
 from callgate.eval.progress import ProgressBar
+from callgate.eval.record import write_recorded
 from callgate.eval.report import compare, load_baseline
 from callgate.eval.runner import GoldenRunner, model_factory
 
@@ -33,6 +34,11 @@ def add_cli(sub: Any) -> None:
     g.add_argument("--baseline", default=None, help="a saved JSON report to compare with")
     g.add_argument("--tolerance", type=float, default=0.0, help="allowed pass-rate drop")
     g.add_argument("--min-pass-rate", type=float, default=None, help="fail below this rate")
+    g.add_argument(
+        "--record-stubs",
+        metavar="OUT",
+        help="write the golden file again to OUT with the tools' results recorded as stubs",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_golden)
     b = esub.add_parser("bfcl", help="BFCL single-turn categories through a callgate model")
@@ -42,6 +48,9 @@ def add_cli(sub: Any) -> None:
     b.add_argument("--offset", type=int, default=0)
     b.add_argument("--sample", type=int, default=0, help="random cases per category instead")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--pool-from", type=int, default=0, help="sample only cases at this index or later"
+    )
     b.add_argument("--json", default=None, help="write the report as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_bfcl)
@@ -59,6 +68,9 @@ def _golden(args: argparse.Namespace) -> int:
         report.write_json(args.json)
     if args.junit:
         report.write_junit(args.junit)
+    if args.record_stubs:
+        n = write_recorded(args.file, report, args.record_stubs)
+        print(f"recorded {n} tool result(s) in {args.record_stubs}")
     problems: list[str] = []
     if args.baseline:
         problems += compare(report, load_baseline(args.baseline), args.tolerance)
@@ -74,7 +86,9 @@ def _bfcl(args: argparse.Namespace) -> int:
     cats = args.category or list(BFCL_CATEGORIES)
     bar = None if args.quiet else ProgressBar("bfcl ")
     report = asyncio.run(
-        runner.run(cats, args.limit, args.offset, args.sample, args.seed, progress=bar)
+        runner.run(
+            cats, args.limit, args.offset, args.sample, args.seed, bar, pool_from=args.pool_from
+        )
     )
     print(report.summary())
     if args.json:

@@ -166,6 +166,15 @@ class Case(_Strict):
     reference: list[RefTurn] = Field(default_factory=list)
 
 
+class ModelPrice(_Strict):
+    """The model's price in US dollars per million tokens, so `max_cost_usd` can be judged
+    (providers report tokens, not cost)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
 class GoldenFile(_Strict):
     """A golden file: the tools under test and the cases."""
 
@@ -176,7 +185,9 @@ class GoldenFile(_Strict):
     policy: str | None = None
     paths: list[str] = Field(default_factory=list)
     instructions: str | None = None
+    price: ModelPrice | None = None
     repetitions: int = Field(default=1, ge=1)
+    #: calls the policy sends for approval are approved (false: queued, the run pauses)
     auto_approve: bool = True
     stubs: dict[str, list[StubMatch]] = Field(default_factory=dict)
     cases: list[Case] = Field(min_length=1)

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import Any
 
+from callgate.agent.budgets import Price
 from callgate.agent.loop import Agent, RunResult
-from callgate.approvals.service import CallbackApprover
+from callgate.approvals.service import Approvals, CallbackApprover
+from callgate.approvals.stores import open_approval_store
 from callgate.context import RunContext
 from callgate.errors import CallgateError, TerminalToolError
 from callgate.eval.checks import Observation, ObservedCall, check
@@ -168,7 +170,10 @@ class GoldenRunner:
     async def run_case(self, case: Case, model: Model) -> CaseRun:
         """One run of one case; an exception from the model or the loop is a failed run with
         the error recorded, never an aborted report."""
-        opts = {"instructions": self.golden.instructions, **self.agent_options}
+        opts: dict[str, Any] = {"instructions": self.golden.instructions}
+        if self.golden.price is not None:
+            opts["price"] = Price(**self.golden.price.model_dump())
+        opts |= self.agent_options
         agent = Agent(model, self._gate(case), **opts)
         ctx = RunContext(
             user_id=case.context.user,
@@ -189,7 +194,9 @@ class GoldenRunner:
         return CaseRun(
             passed=not failures,
             failures=failures,
-            calls=[{"name": c.name, "args": c.args} for c in obs.calls],
+            calls=[
+                {"name": c.name, "args": c.args, "ok": c.ok, "result": c.result} for c in obs.calls
+            ],
             answer=obs.answer,
             status=obs.status,
             turns=obs.turns,
@@ -211,8 +218,14 @@ class GoldenRunner:
         if self.stub:
             stubs = self.golden.stubs_for(case)
             tools = [stubbed(t, stubs.get(t.name)) for t in tools]
-        approver = CallbackApprover(lambda _req: True) if self.golden.auto_approve else None
-        return Gate(tools, approver=approver, policy=self._policy)
+        return Gate(tools, approver=self._approver(), policy=self._policy)
+
+    def _approver(self) -> CallbackApprover | Approvals:
+        """Approve every request (the default: the run goes on as if a person said yes), or
+        queue it so the run pauses (`auto_approve: false`; `expect.status: paused`)."""
+        if self.golden.auto_approve:
+            return CallbackApprover(lambda _req: True)
+        return Approvals(open_approval_store(":memory:"))
 
 
 def _is_factory(obj: Any) -> bool:
@@ -240,10 +253,13 @@ def stubbed(tool: Tool, recorded: list[StubMatch] | None) -> Tool:
 
 def observe(result: RunResult, latency_s: float) -> Observation:
     """The facts the assertions judge, taken from a finished run."""
+    answered = {r.call_id: r for r in result.results}
     calls: list[ObservedCall] = []
     for m in result.messages:
         for c in m.tool_calls:
-            calls.append(ObservedCall(c.name, _args(c)))
+            r = answered.get(c.id)
+            ok = r is not None and r.error_kind is None
+            calls.append(ObservedCall(c.name, _args(c), r.content if r else None, ok))
     answer, output = _answer_and_output(result)
     return Observation(
         calls=calls,

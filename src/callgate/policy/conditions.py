@@ -70,6 +70,8 @@ _MAX_CONDITION_LEN: Final = 4000
 _MAX_DEPTH: Final = 40
 _CTX_FIELDS: Final = frozenset({"user_id", "roles", "tenant", "turn"})
 _TOOL_FIELDS: Final = frozenset({"name", "tier", "version"})
+# the fixed-field scopes of a path: ctx.<field> and tool.<field> (how errors name them, fields)
+_SCOPED_FIELDS: Final = {"ctx": ("context", _CTX_FIELDS), "tool": ("tool", _TOOL_FIELDS)}
 _KEYWORDS: Final = frozenset(
     {"and", "or", "not", "in", "contains", "matches", "startswith", "endswith"}
 )
@@ -330,20 +332,14 @@ class _Parser:
 def _make_path(text: str) -> _Path:
     parts = tuple(text.split("."))
     head = parts[0]
-    if head == "ctx":
-        if len(parts) != 2 or parts[1] not in _CTX_FIELDS:
+    if head in _SCOPED_FIELDS:
+        what, fields = _SCOPED_FIELDS[head]
+        if len(parts) != 2 or parts[1] not in fields:
             raise PolicyError(
-                f"unknown context field {text!r}: use one of "
-                + ", ".join(f"ctx.{f}" for f in sorted(_CTX_FIELDS))
+                f"unknown {what} field {text!r}: use one of "
+                + ", ".join(f"{head}.{f}" for f in sorted(fields))
             )
-        return _Path("ctx", parts[1:], text)
-    if head == "tool":
-        if len(parts) != 2 or parts[1] not in _TOOL_FIELDS:
-            raise PolicyError(
-                f"unknown tool field {text!r}: use one of "
-                + ", ".join(f"tool.{f}" for f in sorted(_TOOL_FIELDS))
-            )
-        return _Path("tool", parts[1:], text)
+        return _Path(head, parts[1:], text)
     if head == "provenance":
         if len(parts) != 2:
             raise PolicyError(

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from callgate.models import ModelStreamEvent, StreamAssembler
-from callgate.providers._retry import RetryPolicy, Sleep, call_with_retries
-from callgate.providers._stream import Classify, run_stream
+from callgate.providers._retry import Classify, RetryPolicy, Sleep, call_with_retries
+from callgate.providers._stream import run_stream
 
 __all__ = ["ProviderModel"]
 
@@ -21,23 +21,31 @@ T = TypeVar("T")
 
 
 class ProviderModel:
-    """Retries for one provider: `retry` wins over `max_retries`; `sleep` waits between tries
-    (tests pass one that records instead of sleeping); `classify` says which SDK exceptions are
-    provider failures and whether they are worth retrying."""
+    """The model id (`name`) and the retries of one provider: `retry` wins over `max_retries`;
+    `sleep` waits between tries (tests pass one that records instead of sleeping); `classify`
+    says which SDK exceptions are provider failures and whether they are worth retrying."""
 
     def __init__(
         self,
         provider: str,
         classify: Classify,
+        model: str,
         *,
         retry: RetryPolicy | None,
         max_retries: int,
         sleep: Sleep,
     ) -> None:
+        if not model:
+            raise ValueError(f"{provider}: model must be a non-empty model id")
+        self._model = model
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self._provider = provider
         self._classify = classify
         self._sleep = sleep
+
+    @property
+    def name(self) -> str:
+        return self._model
 
     async def _send(self, op: Callable[[], Awaitable[T]]) -> T:
         """`op()` under the retry policy: the SDK call of one non-streamed turn."""

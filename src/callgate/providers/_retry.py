@@ -39,10 +39,12 @@ from typing import Any, TypeVar
 from callgate.errors import ModelError
 
 __all__ = [
+    "Classify",
     "ProviderFailure",
     "RetryPolicy",
     "Sleep",
     "call_with_retries",
+    "classified",
     "classify_exception",
     "error_message_from_body",
     "is_retryable_status",
@@ -54,6 +56,8 @@ log = logging.getLogger("callgate.providers")
 T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
+# which exceptions are provider failures, and what kind (None: not one, e.g. a bug in our code)
+Classify = Callable[[BaseException], "ProviderFailure | None"]
 
 # Class names (anywhere in the exception's MRO) that mean "the request never got an answer".
 # Matching by name keeps this module free of SDK imports: openai/anthropic share these names,
@@ -249,12 +253,21 @@ def classify_exception(exc: BaseException) -> ProviderFailure | None:
     return None
 
 
+def classified(exc: Exception, classify: Classify) -> ProviderFailure:
+    """The provider failure `exc` is; `exc` itself, re-raised, when `classify` says it is none
+    (a bug in the caller's code must surface as itself, never as a provider error)."""
+    failure = classify(exc)
+    if failure is None:
+        raise exc
+    return failure
+
+
 async def call_with_retries(
     op: Callable[[], Awaitable[T]],
     *,
     provider: str,
     policy: RetryPolicy,
-    classify: Callable[[BaseException], ProviderFailure | None] = classify_exception,
+    classify: Classify = classify_exception,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> T:
@@ -272,9 +285,7 @@ async def call_with_retries(
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
+            failure = classified(exc, classify)
             if not failure.retryable or attempt > policy.max_retries:
                 raise failure.to_model_error(provider, attempts=attempt) from exc
             wait = policy.delay(attempt - 1, failure.retry_after, rng=rng)

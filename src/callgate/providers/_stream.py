@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 from callgate.errors import ModelError
 from callgate.models import ModelStreamEvent, StreamAssembler
-from callgate.providers._retry import ProviderFailure, RetryPolicy, Sleep, call_with_retries
+from callgate.providers._retry import (
+    Classify,
+    RetryPolicy,
+    Sleep,
+    call_with_retries,
+    classified,
+)
 
 __all__ = ["run_stream"]
-
-Classify: TypeAlias = Callable[[BaseException], ProviderFailure | None]
 
 
 async def run_stream(
@@ -60,10 +64,7 @@ async def run_stream(
     except (asyncio.CancelledError, GeneratorExit, ModelError):
         raise
     except Exception as exc:
-        failure = classify(exc)
-        if failure is None:
-            raise
-        raise failure.to_model_error(provider) from exc
+        raise classified(exc, classify).to_model_error(provider) from exc
     finally:
         await _close(stream, events)
     for out in assembler.close():

@@ -496,14 +496,11 @@ class AnthropicModel(ProviderModel):
         extra_body: Mapping[str, Any] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must name an Anthropic model, e.g. 'claude-sonnet-4-5'")
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
         super().__init__(
-            PROVIDER, classify_anthropic, retry=retry, max_retries=max_retries, sleep=sleep
+            PROVIDER, classify_anthropic, model, retry=retry, max_retries=max_retries, sleep=sleep
         )
-        self._model = model
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
         if client is not None and (api_key is not None or base_url is not None):
@@ -515,10 +512,6 @@ class AnthropicModel(ProviderModel):
         else:
             client = client.with_options(max_retries=0)
         self._client = client
-
-    @property
-    def name(self) -> str:
-        return self._model
 
     @property
     def client(self) -> anthropic.AsyncAnthropic:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callgate import models
-from callgate.dialects.export import to_gemini
+from callgate.dialects.gemini import to_gemini
 from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
 from callgate.models import ModelRequest, ModelResponse, ModelStreamEvent, normalise_request
@@ -567,12 +567,9 @@ class GeminiModel(ProviderModel):
         extra_body: Mapping[str, Any] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must name a Gemini model, e.g. 'gemini-2.5-flash'")
         super().__init__(
-            PROVIDER, classify_gemini, retry=retry, max_retries=max_retries, sleep=sleep
+            PROVIDER, classify_gemini, model, retry=retry, max_retries=max_retries, sleep=sleep
         )
-        self._model = model
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
         self.config = dict(config or {})
@@ -589,10 +586,6 @@ class GeminiModel(ProviderModel):
             client = genai.Client(api_key=api_key, http_options=options)
         self._client = client
         self._declarations: dict[int, tuple[ToolSpec, types.FunctionDeclaration]] = {}
-
-    @property
-    def name(self) -> str:
-        return self._model
 
     @property
     def client(self) -> genai.Client:

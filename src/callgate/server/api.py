@@ -83,19 +83,11 @@ def approval_json(req: ApprovalRequest) -> dict[str, Any]:
 
 
 def entry_json(e: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "ts": e.ts,
-        "kind": e.kind,
-        "conversation_id": e.conversation_id,
-        "run_id": e.run_id,
-        "user_id": e.user_id,
-        "tenant": e.tenant,
-        "tool": e.tool,
-        "decision": e.decision,
-        "data": e.data,
-        "hash": e.hash,
-    }
+    """An entry as the API shows it: every field but `prev_hash` (the chain is checked by
+    ``/v1/audit/verify``, not by readers)."""
+    out = dataclasses.asdict(e)
+    del out["prev_hash"]
+    return out
 
 
 @dataclass(slots=True)

@@ -211,16 +211,20 @@ class Console:
         )
         return [e for e in rows if self.api.sees_tenant(who, e.tenant)]
 
+    def _no_conversations(self, request: Request) -> Response:
+        """The page both conversation views answer someone without the auditor role."""
+        return self.render(
+            request,
+            "message.html",
+            status=403,
+            title="No access",
+            message="Conversations need the auditor role.",
+        )
+
     async def conversations(self, request: Request) -> Response:
         rows = await self._entries(principal(request))
         if rows is None:
-            return self.render(
-                request,
-                "message.html",
-                status=403,
-                title="No access",
-                message="Conversations need the auditor role.",
-            )
+            return self._no_conversations(request)
         convs: OrderedDict[str, dict[str, Any]] = OrderedDict()
         for e in rows:
             if not e.conversation_id:
@@ -247,13 +251,7 @@ class Console:
         cid = request.path_params["conversation_id"]
         rows = await self._entries(principal(request), cid)
         if rows is None:
-            return self.render(
-                request,
-                "message.html",
-                status=403,
-                title="No access",
-                message="Conversations need the auditor role.",
-            )
+            return self._no_conversations(request)
         if not rows:
             return self.render(
                 request,

@@ -52,8 +52,11 @@ class FieldIssue:
         as long as the size limit allows: each is cut, so an error never echoes it in full."""
         out = ""
         for p in self.path:
-            name = p if isinstance(p, int) or len(p) <= _MAX_NAME else p[: _MAX_NAME - 1] + "…"
-            out += f"[{name}]" if isinstance(p, int) else (f".{name}" if out else name)
+            if isinstance(p, int):
+                out += f"[{p}]"
+                continue
+            name = p if len(p) <= _MAX_NAME else p[: _MAX_NAME - 1] + "…"
+            out += f".{name}" if out else name
         return out or "(arguments)"
 
 

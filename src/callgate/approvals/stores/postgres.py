@@ -8,44 +8,31 @@ under an advisory lock, so workers starting together do not trip over each other
 from __future__ import annotations
 
 import builtins
-import threading
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from callgate._storage import pg_prepare_table, pg_table_name
+from callgate._storage import PgStore
 from callgate.approvals.model import FIELD_NAMES, ApprovalRequest, StoreBase, Transition
 from callgate.approvals.stores._sql import schema
 
-_LOCK_KEY = 0x63_67_61_70  # "cgap": serialises CREATE TABLE between workers
 
-
-class PgApprovalStore(StoreBase):
+class PgApprovalStore(PgStore, StoreBase):
     """`ApprovalStore` on PostgreSQL. `table` lets several applications share a database;
     `must_exist` refuses a database without the table instead of creating it."""
+
+    LOCK_KEY = 0x63_67_61_70  # "cgap": serialises CREATE TABLE between workers
+    ROW_FACTORY = dict_row
 
     def __init__(
         self, dsn: str, *, table: str = "callgate_approvals", must_exist: bool = False
     ) -> None:
-        self.dsn = dsn
-        self._table = sql.Identifier(pg_table_name(table))
+        super().__init__(dsn, table)
+        self._table = sql.Identifier(table)
         self._cols = sql.SQL(", ").join(sql.Identifier(n) for n in FIELD_NAMES)
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
-        with self._lock:
-            statements = schema(table, postgres=True)
-            pg_prepare_table(
-                self._connection(), table, statements, lock_key=_LOCK_KEY, must_exist=must_exist
-            )
-
-    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
-        """The shared connection, reopened if the server dropped it."""
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row)
-        return self._conn
+        self._prepare(schema(table, postgres=True), must_exist=must_exist)
 
     def _one(self, query: sql.SQL | sql.Composed, params: Any) -> dict[str, Any] | None:
         with self._lock:
@@ -128,9 +115,3 @@ class PgApprovalStore(StoreBase):
         )
         row = self._one(query, params)
         return ApprovalRequest.from_dict(row) if row else None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None

@@ -11,11 +11,9 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-import threading
-from pathlib import Path
 from typing import Any
 
-from callgate._storage import open_sqlite_store
+from callgate._storage import SqliteStore
 from callgate.approvals.model import (
     FIELD_NAMES,
     ApprovalRequest,
@@ -34,24 +32,14 @@ def _row_to_request(row: sqlite3.Row) -> ApprovalRequest:
     return ApprovalRequest.from_dict(data)
 
 
-class SqliteApprovalStore(StoreBase):
+class SqliteApprovalStore(SqliteStore, StoreBase):
     """`ApprovalStore` on a SQLite file, created on first use unless `must_exist` (read-only
     tools: a missing file or a file without approvals is an error, not a new empty store)."""
 
-    def __init__(
-        self, path: str | Path, *, timeout_s: float = 10.0, must_exist: bool = False
-    ) -> None:
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._db = open_sqlite_store(
-            self.path,
-            table="callgate_approvals",
-            schema=";\n".join(schema("callgate_approvals", postgres=False)),
-            holds="approval requests",
-            timeout_s=timeout_s,
-            must_exist=must_exist,
-        )
-        self._db.row_factory = sqlite3.Row
+    TABLE = "callgate_approvals"
+    SCHEMA = ";\n".join(schema("callgate_approvals", postgres=False))
+    HOLDS = "approval requests"
+    ROW_FACTORY = sqlite3.Row
 
     def add(self, request: ApprovalRequest) -> ApprovalRequest:
         values = request.to_dict()
@@ -117,7 +105,3 @@ class SqliteApprovalStore(StoreBase):
                 params,
             ).fetchall()
         return _row_to_request(rows[0]) if rows else None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -23,7 +23,6 @@ from callgate.audit.record import (
     Query,
     make_checkpoint,
 )
-from callgate.serde import canonical_json
 
 log = logging.getLogger("callgate.audit.stores")
 
@@ -122,7 +121,7 @@ def seal_once(record: NewRecord, seq: int, prev_hash: str) -> tuple[AuditEntry, 
     """`NewRecord.seal` with the payload encoded to JSON once: the same text is hashed (inside
     the canonical JSON of the body, assembled around it) and stored. Equal to `seal` by
     construction; `tests/test_audit_group_commit.py` checks it on varied records."""
-    data_json = canonical_json(record.data)
+    data_json = _canonical(record.data)
     body = (
         '{"conversation_id":' + _j(record.conversation_id)
         + ',"data":' + data_json
@@ -155,6 +154,11 @@ def seal_once(record: NewRecord, seq: int, prev_hash: str) -> tuple[AuditEntry, 
     return entry, data_json
 
 
+def _canonical(value: Any) -> str:
+    """`callgate.serde.canonical_json`, spelled out (a store imports only its model)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _j(value: Any) -> str:
     """One scalar of the body as `json.dumps(value, ensure_ascii=False)` writes it, without
     building an encoder per value (the common types are spelled out; the rest go to json)."""
@@ -170,7 +174,7 @@ def _j(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def entry_row(e: AuditEntry, data_json: str | None = None) -> tuple[Any, ...]:
@@ -186,7 +190,7 @@ def entry_row(e: AuditEntry, data_json: str | None = None) -> tuple[Any, ...]:
         e.tenant,
         e.tool,
         e.decision,
-        canonical_json(e.data) if data_json is None else data_json,
+        _canonical(e.data) if data_json is None else data_json,
         e.prev_hash,
         e.hash,
     )

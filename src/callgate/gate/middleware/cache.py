@@ -26,7 +26,9 @@ must see every execution: a hit never reaches the tool.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -35,7 +37,6 @@ from typing import Any, Protocol
 
 from callgate.gate.protocols import Invocation, Next
 from callgate.messages import ToolResult
-from callgate.serde import canonical_json
 from callgate.tools.definition import Tool
 
 __all__ = [
@@ -101,10 +102,34 @@ class CacheListener(Protocol):
 
 
 def cache_key(tool: Tool, args: Mapping[str, Any], tenant: str | None) -> str:
-    """The key of a call: tenant + tool + version + arguments with defaults, order-free."""
+    """The key of a call: tenant + tool + version + arguments with defaults, order-free.
+
+    Validated arguments may hold models, dates or sets: they are made plain first (a model by
+    its JSON dump, a set sorted), so equal arguments give equal keys in every process."""
     full = {**_defaults(tool), **args}
-    material = canonical_json([tenant, tool.name, tool.version, full])
+    material = json.dumps(
+        [tenant, tool.name, tool.version, full],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_plain,
+    )
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able stand-in for an argument value json cannot encode."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return f"{type(value).__qualname__}:{value!r}"
 
 
 def _defaults(tool: Tool) -> dict[str, Any]:
@@ -204,7 +229,10 @@ class CacheMiddleware:
             if stale and res.error_kind is None:
                 await self.backend.invalidate(stale)
             return res
-        key = cache_key(inv.tool, inv.args, inv.ctx.tenant)
+        try:
+            key = cache_key(inv.tool, inv.args, inv.ctx.tenant)
+        except (TypeError, ValueError):  # arguments with no stable key: run, never cache
+            return await next(inv)
         found = await self.backend.get(key, inv.tool.name)
         self._tell(inv, found is not None)
         if found is not None:

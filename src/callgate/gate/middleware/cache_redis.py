@@ -82,6 +82,11 @@ class RedisCache:
         while True:
             token = secrets.token_hex(8)
             if await r.set(lock, token, nx=True, px=self.lock_ms):
+                # the flight before ours may have stored the entry since our caller missed it
+                found = await self.get(key, tool)
+                if found is not None:
+                    await r.eval(_RELEASE, 1, lock, token)
+                    return found
                 return await self._produce(key, tool, ttl_s, produce, token)
             holder = await r.get(lock)
             if holder is None:  # finished just now: its entry may be there

@@ -175,12 +175,9 @@ class OpenAIBase(ProviderModel):
         extra_body: Mapping[str, Any] | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if not model:
-            raise ValueError("model must be a non-empty model id")
         super().__init__(
-            "openai", classify_openai, retry=retry, max_retries=max_retries, sleep=sleep
+            "openai", classify_openai, model, retry=retry, max_retries=max_retries, sleep=sleep
         )
-        self.model = model
         self.strict = strict
         self.parallel_tool_calls = parallel_tool_calls
         self.max_tokens = max_tokens
@@ -188,8 +185,8 @@ class OpenAIBase(ProviderModel):
         self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
 
     @property
-    def name(self) -> str:
-        return self.model
+    def model(self) -> str:
+        return self._model
 
     def _shared_fields(
         self,

@@ -2,50 +2,37 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from callgate._storage import pg_prepare_table, pg_table_name
+from callgate._storage import PgStore
 from callgate.runs.model import decode_state, encode_state
 
 if TYPE_CHECKING:
-    import psycopg
-
-_PG_LOCK_KEY = 0x63_67_72_75  # "cgru"
+    pass
 
 
-class PgRunStore:
+class PgRunStore(PgStore):
     """Paused runs in PostgreSQL, shared by every worker that can reach the database.
 
     The column is ``json``, not ``jsonb``: the state comes back byte for byte as saved (key
     order included), which keeps resumed conversations identical to the paused ones.
     `must_exist` refuses a database without the table instead of creating it."""
 
+    LOCK_KEY = 0x63_67_72_75  # "cgru": serialises CREATE TABLE between workers
+
     def __init__(self, dsn: str, *, table: str = "callgate_runs", must_exist: bool = False) -> None:
+        super().__init__(dsn, table)
         from psycopg import sql
 
-        self.dsn = dsn
         self._sql = sql
-        self._table = sql.Identifier(pg_table_name(table))
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
+        self._table = sql.Identifier(table)
         create = sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (run_id TEXT PRIMARY KEY, "
             "state JSON NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
             "updated_at DOUBLE PRECISION NOT NULL)"
         ).format(self._table)
-        with self._lock:
-            pg_prepare_table(
-                self._connection(), table, [create], lock_key=_PG_LOCK_KEY, must_exist=must_exist
-            )
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        import psycopg
-
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self.dsn, autocommit=True)
-        return self._conn
+        self._prepare([create], must_exist=must_exist)
 
     def save(self, run_id: str, state: dict[str, Any]) -> None:
         text = encode_state(run_id, state)
@@ -74,9 +61,3 @@ class PgRunStore:
         with self._lock:
             rows = self._connection().execute(q).fetchall()
         return [str(r[0]) for r in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None

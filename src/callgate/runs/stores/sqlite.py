@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from callgate._storage import open_sqlite_store
+from callgate._storage import SqliteStore
 from callgate.runs.model import decode_state, encode_state
 
 _SQLITE_SCHEMA = """
@@ -20,22 +18,12 @@ CREATE TABLE IF NOT EXISTS callgate_runs (
 """
 
 
-class SqliteRunStore:
+class SqliteRunStore(SqliteStore):
     """`RunStore` on a SQLite file, created on first use unless `must_exist`."""
 
-    def __init__(
-        self, path: str | Path, *, timeout_s: float = 10.0, must_exist: bool = False
-    ) -> None:
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._db = open_sqlite_store(
-            self.path,
-            table="callgate_runs",
-            schema=_SQLITE_SCHEMA,
-            holds="paused runs",
-            timeout_s=timeout_s,
-            must_exist=must_exist,
-        )
+    TABLE = "callgate_runs"
+    SCHEMA = _SQLITE_SCHEMA
+    HOLDS = "paused runs"
 
     def save(self, run_id: str, state: dict[str, Any]) -> None:
         text = encode_state(run_id, state)
@@ -65,7 +53,3 @@ class SqliteRunStore:
                 "SELECT run_id FROM callgate_runs ORDER BY created_at, run_id"
             ).fetchall()
         return [str(r[0]) for r in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
