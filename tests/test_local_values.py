@@ -196,3 +196,30 @@ def test_enums_offer_only_the_members_the_user_named() -> None:
     assert props["kind"]["enum"] == ["apartment", "house"]  # plural and case; not "studio-flat"
     assert props["unit"]["enum"] == ["celsius", "fahrenheit"]  # required, none named: all
     assert "kind" not in ground_schema(schema, found("Anything in Porto?"))["properties"]
+
+
+def test_tools_keyed_by_a_value_the_user_wrote_are_recognised() -> None:
+    from callgate.providers.local.values import keyed_by
+
+    by_id = {
+        "type": "object",
+        "properties": {"pid": {"type": "string", "pattern": "^P-\\d{3}$"}},
+        "required": ["pid"],
+    }
+    optional_id = {**by_id, "required": []}
+    search = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    assert keyed_by(by_id, "Tell me about P-105.")
+    assert not keyed_by(by_id, "Tell me about XP-1050 or P-10.")  # not the shape
+    assert not keyed_by(optional_id, "Tell me about P-105.")  # only required ones key a tool
+    assert not keyed_by(search, "Tell me about P-105.")  # free text keys nothing
+
+
+def test_an_empty_result_must_be_reported_as_nothing_found() -> None:
+    from callgate.providers.local.values import only_empty_results
+
+    q = Message.user("Anything in Faro?")
+    assert only_empty_results([q, tool_msg([])])
+    assert not only_empty_results([q])  # no tool answered yet
+    assert not only_empty_results([q, tool_msg([]), tool_msg([{"id": "P-1"}])])
+    assert not only_empty_results([q, tool_msg("[]", error="correctable")])
+    assert not only_empty_results([tool_msg([{"id": "P-1"}]), q, Message.assistant("x")])

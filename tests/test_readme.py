@@ -29,3 +29,22 @@ def test_readme_names_the_two_commands() -> None:
     assert "make demo" in text and "make test" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_readme_imports_only_the_public_api() -> None:
+    """Every Python snippet in the README imports from `callgate` or `callgate.providers.<name>`
+    only, and every name it imports exists there."""
+    import ast
+    import importlib
+
+    allowed = re.compile(r"callgate(\.providers\.\w+)?$")
+    seen = 0
+    for code in _blocks("python"):
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("callgate"):
+                assert allowed.match(node.module or ""), node.module
+                module = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
+                    seen += 1
+    assert seen >= 10

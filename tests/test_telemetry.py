@@ -238,3 +238,30 @@ async def test_cache_hits_mark_the_span_and_count() -> None:
     assert hits == [False, True, True]
     assert o.metric("callgate.cache.hits") == [({"gen_ai.tool.name": "lookup_inline"}, 2)]
     assert o.metric("callgate.cache.misses") == [({"gen_ai.tool.name": "lookup_inline"}, 1)]
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+async def test_agent_run_opens_one_invoke_agent_span(wrapped: bool) -> None:
+    """The agent opens the run span itself; a run the application wraps too gets one span,
+    not two, and every model and tool span of the run hangs under it."""
+    from callgate import Agent
+    from callgate.testing import ScriptedModel
+
+    o = Otel()
+    gate = gate_for(o, lookup_inline)
+    agent = Agent(ScriptedModel([call("lookup_inline", {"user": "a"}, id="c1"), "ok"]), gate)
+    ctx = RunContext()
+    if wrapped:
+        with o.tel.agent_run(ctx, "outer"):
+            await agent.run("go", ctx=ctx)
+    else:
+        await agent.run("go", ctx=ctx)
+    spans = o.finished()
+    runs = [s for s in spans if s.name.startswith("invoke_agent")]
+    assert len(runs) == 1
+    assert runs[0].name == ("invoke_agent outer" if wrapped else "invoke_agent scripted")
+    run_id = runs[0].context.span_id
+    others = [s for s in spans if s is not runs[0]]
+    assert sorted(s.name for s in others) == ["chat scripted", "chat scripted",
+                                              "execute_tool lookup_inline"]  # fmt: skip
+    assert all(s.parent is not None and s.parent.span_id == run_id for s in others)

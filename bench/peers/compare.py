@@ -168,14 +168,82 @@ async def rounds(runners: dict[str, Runner]) -> dict[str, dict[str, float]]:
     return {k: {c: statistics.median(v) for c, v in per.items()} for k, per in samples.items()}
 
 
-def import_time(stmt: str) -> float:
-    code = f"import time; t=time.perf_counter(); {stmt}; print(time.perf_counter()-t)"
-    out = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)
+def import_cost(stmt: str) -> tuple[float, float]:
+    """Median import time (s) and the process's peak RSS (MiB) after the import."""
+    # VmHWM, not ru_maxrss: the latter counts the forked parent's memory before exec
+    code = (
+        "import time; t=time.perf_counter(); " + stmt + "; d=time.perf_counter()-t; "
+        "print(d, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True).stdout.split()
         for _ in range(5)
     ]  # fmt: skip
-    return statistics.median(out)
+    return statistics.median(float(t) for t, _ in runs), statistics.median(
+        int(r) / 1024 for _, r in runs
+    )
+
+
+async def parallel_wall(name: str) -> float:
+    """Wall time of 8 concurrent calls of a tool that sleeps 50 ms, through the library."""
+    runner = await make_sleeper(name)
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        await asyncio.gather(*(runner(json.dumps({"i": i})) for i in range(8)))
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+async def nap(i: int) -> int:
+    """Sleep 50 ms and return i."""
+    await asyncio.sleep(0.05)
+    return i
+
+
+async def make_sleeper(name: str) -> Runner:
+    if name.startswith("callgate"):
+        from callgate import Gate, RunContext
+        from callgate.messages import ToolCall
+
+        g = Gate([nap])
+
+        async def run_cg(args: str) -> str:
+            return (await g.execute(ToolCall("c", "nap", args), RunContext())).content
+
+        return run_cg
+    if name == "langchain-core":
+        from langchain_core.tools import tool
+
+        t = tool(nap)
+        return lambda args: t.ainvoke(json.loads(args))
+    if name == "openai-agents":
+        from agents import function_tool
+        from agents.tool_context import ToolContext
+
+        ft = function_tool(nap)
+
+        async def run_ag(args: str) -> str:
+            ctx = ToolContext(
+                context=None, tool_name=ft.name, tool_call_id="c", tool_arguments=args
+            )
+            return str(await ft.on_invoke_tool(ctx, args))
+
+        return run_ag
+    if name.startswith("fastmcp"):
+        from fastmcp import Client, FastMCP
+
+        server = FastMCP("naps")
+        server.tool(nap)
+        client = Client(server)
+        await client.__aenter__()
+
+        async def run_mcp(args: str) -> str:
+            return str(await client.call_tool("nap", json.loads(args)))
+
+        return run_mcp
+    raise LookupError(name)
 
 
 IMPORTS = {
@@ -208,10 +276,15 @@ async def main() -> None:
         for name, run in runners.items():
             text = " ".join((await run(args)).split())
             print(f"- {name}: {text[:300]}")
-    print("\nimport time (ms, median of 5 fresh interpreters)")
+    print("\n8 concurrent calls of a 50 ms async tool, wall time (ms, median of 5)")
+    for name in RUNNERS:
+        if name in runners and not name.startswith("pydantic"):
+            print(f"{name:<26}{1e3 * await parallel_wall(name):>10.1f}")
+    print("\nimport time (ms) and peak RSS after the import (MiB), median of 5 interpreters")
     for name, stmt in IMPORTS.items():
         if name in runners:
-            print(f"{name:<26}{1e3 * import_time(stmt):>10.1f}")
+            seconds, rss = import_cost(stmt)
+            print(f"{name:<26}{1e3 * seconds:>10.1f}{rss:>10.1f}")
 
 
 if __name__ == "__main__":

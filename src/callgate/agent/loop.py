@@ -22,6 +22,7 @@ A call that needs a person's approval pauses the run: its state is saved in a `R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -219,8 +220,13 @@ class Agent(Generic[OutputT]):
         final_model: Model | None = None,
     ) -> None:
         self.prices = price if isinstance(price, PriceTable) else PriceTable()
-        if not isinstance(price, Price):
+        #: the model's price from the table is looked up at the first turn (the catalogue is
+        #: slow to import), or now when a cost budget needs it
+        self._price_pending = not isinstance(price, Price)
+        price = price if isinstance(price, Price) else None
+        if budgets is not None and budgets.max_cost_usd is not None and price is None:
             price = self.prices.for_model(model.name)
+            self._price_pending = False
         if budgets is not None and budgets.max_cost_usd is not None and price is None:
             raise ValueError(
                 f"Budgets(max_cost_usd=...) needs the model's price, and {model.name!r} is not "
@@ -230,6 +236,7 @@ class Agent(Generic[OutputT]):
             )
         self.model = model
         self.price = price
+        self._priced_name = model.name
         self.router = router
         self.gate = self._gate_of(tools, router)
         self._output: OutputSpec[Any] | None = None
@@ -278,11 +285,23 @@ class Agent(Generic[OutputT]):
     ) -> RunResult[OutputT]:
         """Run until the model answers, a guard stops it, or a call waits for approval."""
         result: RunResult[OutputT] | None = None
-        async for ev in self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=False):
-            if isinstance(ev, RunFinished):
-                result = ev.result
+        ctx = ctx or RunContext()
+        with self._run_scope(ctx):
+            async for ev in self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=False):
+                if isinstance(ev, RunFinished):
+                    result = ev.result
         assert result is not None
         return result
+
+    def _run_scope(self, ctx: RunContext) -> contextlib.ExitStack:
+        """The run-wide scopes observers open (`agent_run`: the telemetry's ``invoke_agent``
+        span, current while the run goes so its model and tool spans are children)."""
+        stack = contextlib.ExitStack()
+        for o in self.gate.observers:
+            agent_run = getattr(o, "agent_run", None)
+            if agent_run is not None:
+                stack.enter_context(agent_run(ctx, self.model.name))
+        return stack
 
     def run_sync(
         self,
@@ -416,14 +435,12 @@ class Agent(Generic[OutputT]):
         of the run durable before the run is reported finished."""
         for o in self.gate.observers:
             on_run = getattr(o, "on_run", None)
-            aflush = getattr(o, "aflush", None)
             try:
                 if on_run is not None and result.ledger is not None:
                     on_run(ctx, result.status, result.reason, result.ledger)
-                if aflush is not None:
-                    await aflush()
             except Exception:
                 log.exception("observer %r could not record the run's end", o)
+        await self.gate.flush_records()
 
     async def _specs(self, st: _RunState) -> list[ToolSpec]:
         """The tools offered this turn: the run's tools (the routed few when a router is set)
@@ -581,6 +598,9 @@ class Agent(Generic[OutputT]):
     def _account(self, st: _RunState, response: ModelResponse) -> None:
         """Add a turn's usage to the run's, pricing it when the provider did not."""
         usage = response.usage
+        if self._price_pending:
+            self.price = self.prices.for_model(self._priced_name)
+            self._price_pending = False
         price = self.price
         if response.model and response.model != self.model.name:  # a fallback answered
             price = self.prices.for_model(response.model) or price

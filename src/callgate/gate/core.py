@@ -233,6 +233,19 @@ class Gate:
             out.end(render.render_terminal(out.name), _TERMINAL, None, None)
             return self._finish(out)
 
+    async def flush_records(self) -> None:
+        """Wait until every observer that writes in the background (the group-committing audit
+        log) has made the records so far durable. The agent calls it before it reports a run
+        finished; a server calls it before it answers a request, so an acknowledged call is
+        always on disk."""
+        for o in self.observers:
+            aflush = getattr(o, "aflush", None)
+            if aflush is not None:
+                try:
+                    await aflush()
+                except Exception:
+                    log.exception("observer %r could not flush its records", o)
+
     def decide(
         self, call: ToolCall, ctx: RunContext[Any], history: Sequence[Message] = ()
     ) -> Preview:

@@ -212,6 +212,7 @@ class GateMcpServer:
         if params.input_responses and params.request_state:
             await self._apply_answer(params, call, run)
         res = await self.gate.execute(call, run)
+        await self.gate.flush_records()  # an answered call is on disk
         if res.error_kind != _PENDING or not self._can_elicit(ctx):
             return to_mcp_result(res)
         approval_id = str(res.approval_id)
@@ -230,6 +231,7 @@ class GateMcpServer:
         )
         if await self._decide(approval_id, answer, call, run):
             res = await self.gate.execute(call, run)
+            await self.gate.flush_records()
         return to_mcp_result(res)
 
     def _describe(self, approval_id: str, fallback: str) -> str:

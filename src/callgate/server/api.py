@@ -171,6 +171,7 @@ class GatewayApi:
             _check_id(body.get("run_id"), "run_id"),
         )
         results = await self.gate.execute_many(calls, ctx)
+        await self.gate.flush_records()  # an acknowledged call is on disk
         return JSONResponse(
             {
                 "run_id": ctx.run_id.split(".", 1)[1],

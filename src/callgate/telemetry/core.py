@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -36,6 +37,8 @@ _SCOPE = "callgate"
 _MAX_SPANNED = 10_000
 #: how often a switched-off `Telemetry` looks for a newly configured SDK (seconds)
 _RECHECK_S = 1.0
+#: the run whose ``invoke_agent`` span is current (run id, span)
+_RUN: ContextVar[tuple[str, Span] | None] = ContextVar("callgate_telemetry_run", default=None)
 
 
 def _is_noop(provider: object) -> bool:
@@ -129,10 +132,17 @@ class Telemetry:
     @contextmanager
     def agent_run(self, ctx: RunContext[Any], agent: str = "agent") -> Iterator[Span | None]:
         """The ``invoke_agent`` span of one run, current while the block runs (so the run's
-        model and tool spans are its children). Yields None when tracing is off."""
+        model and tool spans are its children). Yields None when tracing is off.
+
+        `Agent.run` opens it for every observer that has it; opening it again for the same run
+        (the application wrapped the run itself) reuses the span instead of nesting a second."""
         tracer = self._tracer_or_none()
         if tracer is None:
             yield None
+            return
+        current = _RUN.get()
+        if current is not None and current[0] == ctx.run_id:
+            yield current[1]
             return
         attrs = {
             "gen_ai.operation.name": "invoke_agent",
@@ -142,7 +152,11 @@ class Telemetry:
         with tracer.start_as_current_span(
             f"invoke_agent {agent}", kind=SpanKind.INTERNAL, attributes=attrs
         ) as span:
-            yield span
+            token = _RUN.set((ctx.run_id, span))
+            try:
+                yield span
+            finally:
+                _RUN.reset(token)
 
     # the call ----------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ from callgate.models import (
 )
 from callgate.providers.local.grammar import compile_call_grammar
 from callgate.providers.local.values import (
+    NOTHING_WORDS,
     Candidates,
     Number,
     answer_grammar,
@@ -70,6 +71,8 @@ from callgate.providers.local.values import (
     conversation_numbers,
     fillable,
     ground_schema,
+    keyed_by,
+    only_empty_results,
     unused_numbers,
 )
 from callgate.tools.definition import ToolSpec
@@ -399,8 +402,10 @@ class LocalModel:
         """Narrow the tools to what the conversation can fill (see `values`)."""
         found = Candidates.from_messages(req.messages)
         if mode in ("auto", "required"):
-            usable = [t for t in tools if fillable(t.parameters, found)]
-            if usable and len(usable) < len(tools):
+            said = _last_user_text(req.messages)
+            usable = [t for t in tools if fillable(t.parameters, found)] or tools
+            usable = [t for t in usable if keyed_by(t.parameters, said)] or usable
+            if len(usable) < len(tools):
                 out.decisions.append({"set_aside": [t.name for t in tools if t not in usable]})
                 tools = usable
         grounded = {
@@ -673,7 +678,10 @@ class LocalModel:
         chat request (no tools) is answered freely."""
         if not req.tools or self._answer_style == "free":
             return None
-        return answer_grammar(answer_words(req.messages), answer_values(req.messages))
+        values = answer_values(req.messages)
+        if not values and only_empty_results(req.messages):
+            values = list(NOTHING_WORDS)  # an empty result is reported as such
+        return answer_grammar(answer_words(req.messages), values)
 
     def _cached_prefix(self, tokens: list[int]) -> int:
         """How many leading tokens of `tokens` are already in the KV cache (llama.cpp reuses
@@ -905,10 +913,14 @@ def _items_exhausted(calls: Sequence[_Call], grounded: dict[str, Any]) -> bool:
 
 def _user_numbers(messages: Sequence[Message]) -> list[Number]:
     """Numbers in the user's last message: the ones a call is expected to use."""
+    return conversation_numbers(_last_user_text(messages))
+
+
+def _last_user_text(messages: Sequence[Message]) -> str:
     for m in reversed(messages):
         if m.role == "user":
-            return conversation_numbers(m.content)
-    return []
+            return m.content
+    return ""
 
 
 def _served(messages: Sequence[Message]) -> bool:

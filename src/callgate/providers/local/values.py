@@ -32,7 +32,9 @@ __all__ = [
     "conversation_numbers",
     "fillable",
     "ground_schema",
+    "keyed_by",
     "mentioned",
+    "only_empty_results",
     "unused_numbers",
 ]
 
@@ -354,6 +356,22 @@ def fillable(schema: Any, found: Candidates) -> bool:
     return True
 
 
+def keyed_by(schema: Any, text: str) -> bool:
+    """Whether `text` holds a value of the exact shape one of the tool's required parameters
+    demands (an id matching its `pattern`, a date for its `format`). "Tell me about P-105"
+    names a property id: the tools keyed by such an id are the ones meant, not a search whose
+    free-text city would have to be invented."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return False
+    for name in schema.get("required") or []:
+        node = schema["properties"].get(name)
+        if isinstance(node, dict) and node.get("type") == "string" and "enum" not in node:
+            shaped = isinstance(node.get("pattern"), str) or node.get("format") in _FORMATS
+            if shaped and _string_options(node, text):
+                return True
+    return False
+
+
 def _ground_child(key: str, value: Any, found: Candidates, copy_strings: bool) -> Any:
     if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(
         value, dict
@@ -412,6 +430,26 @@ def _scalars(value: Any) -> list[str]:
     if isinstance(value, float) and value.is_integer():
         return [str(int(value))]
     return [str(value).strip()]
+
+
+#: What an answer must say when every tool returned nothing: that nothing was found.
+NOTHING_WORDS = ("no", "No", "none", "None", "nothing", "Nothing", "not")
+
+
+def only_empty_results(messages: Sequence[Message]) -> bool:
+    """Whether tools answered since the user spoke, all successfully, all with nothing ([],
+    {}, null or an empty text)."""
+    seen = False
+    for m in reversed(messages):
+        if m.role == "user":
+            break
+        r = m.tool_result
+        if m.role != "tool" or r is None:
+            continue
+        if r.error_kind is not None or m.content.strip() not in ("[]", "{}", "null", '""', ""):
+            return False
+        seen = True
+    return seen
 
 
 def answer_words(messages: Sequence[Message]) -> list[str]:
