@@ -379,7 +379,7 @@ def test_description_precedence_field_then_annotated_then_docstring() -> None:
     assert shared.description is None  # the caller's FieldInfo was not mutated
 
 
-# --- unknown keys at every depth (issue 8, item 3) ------------------------------------------
+# --- unknown keys at every depth -------------------------------------------------------------
 
 
 class ShapeA(BaseModel):
@@ -512,7 +512,7 @@ def test_raw_schema_keeps_what_it_declares_open() -> None:
     assert "additionalProperties" not in _RAW_NESTED["properties"]["target"]  # type: ignore[operator]
 
 
-# --- dangling references (issue 8, item 4) and the one $ref rule ------------------------------
+# --- dangling references and the one $ref rule ----------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -290,7 +290,7 @@ async def test_tools_hidden_by_middleware_or_policy_are_unknown_at_call_time() -
     assert (await run(g, "admin", RunContext(roles=frozenset({"admin"})))).error_kind is None
 
 
-# --- registration at scale (issue 9) ----------------------------------------------------------
+# --- registration at scale -------------------------------------------------------------------
 
 
 def test_registering_many_tools_is_linear() -> None:

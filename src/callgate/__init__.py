@@ -40,6 +40,11 @@ _EXPORTS: dict[str, str] = {
     "ToolRetry": "callgate.errors",
     "TransientToolError": "callgate.errors",
     "Gate": "callgate.gate.core",
+    "Telemetry": "callgate.telemetry",
+    "CacheMiddleware": "callgate.gate.middleware.cache",
+    "MemoryCache": "callgate.gate.middleware.cache",
+    "RedisCache": "callgate.gate.middleware.cache_redis",
+    "RedisRateLimitBackend": "callgate.gate.middleware.ratelimit_redis",
     "ProvenanceCheck": "callgate.gate.middleware.provenance",
     "ProvenanceGuard": "callgate.gate.middleware.provenance",
     "ProvenanceSink": "callgate.tools.provenance",
@@ -87,6 +92,7 @@ __all__ = [
     "Approver",
     "AuditLog",
     "Budgets",
+    "CacheMiddleware",
     "CallCheck",
     "CallRecord",
     "CallbackApprover",
@@ -99,6 +105,7 @@ __all__ = [
     "Gate",
     "Invocation",
     "Limit",
+    "MemoryCache",
     "Message",
     "Middleware",
     "Model",
@@ -115,6 +122,8 @@ __all__ = [
     "ProvenanceSink",
     "ProvenanceSource",
     "RateLimiter",
+    "RedisCache",
+    "RedisRateLimitBackend",
     "Refusal",
     "Router",
     "Rule",
@@ -126,6 +135,7 @@ __all__ = [
     "ScriptedModel",
     "SettlingApprover",
     "SplitModel",
+    "Telemetry",
     "TerminalToolError",
     "Tool",
     "ToolAnnotations",
@@ -166,9 +176,12 @@ if TYPE_CHECKING:
         TransientToolError,
     )
     from callgate.gate.core import Gate
+    from callgate.gate.middleware.cache import CacheMiddleware, MemoryCache
+    from callgate.gate.middleware.cache_redis import RedisCache
     from callgate.gate.middleware.provenance import ProvenanceCheck, ProvenanceGuard
     from callgate.gate.middleware.provenance.scope import ScopeRules
     from callgate.gate.middleware.ratelimit import Limit, RateLimiter
+    from callgate.gate.middleware.ratelimit_redis import RedisRateLimitBackend
     from callgate.gate.middleware.sanitize import Sanitizer
     from callgate.gate.protocols import (
         Approver,
@@ -187,6 +200,7 @@ if TYPE_CHECKING:
     from callgate.policy.engine import DefaultPolicy, Policy, Rule
     from callgate.providers.fallback import FallbackModel, SplitModel
     from callgate.runs import open_run_store
+    from callgate.telemetry import Telemetry
     from callgate.testing import FunctionModel, ScriptedModel
     from callgate.tools.definition import ExecutionOptions, Tool, ToolAnnotations, ToolSpec, tool
     from callgate.tools.provenance import ProvenanceSink, ProvenanceSource

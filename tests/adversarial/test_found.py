@@ -154,7 +154,7 @@ def _many_unknown_keys(tool_name: str) -> str:
 
 @pytest.mark.parametrize("tool_name", ["create_person", "raw_order"])
 def test_thousands_of_unknown_keys_are_refused_quickly(tool_name: str) -> None:
-    """The issue's budget is 10 ms per check on any input up to the size limit; the bound here
+    """The budget is 10 ms per check on any input up to the size limit; the bound here
     is generous (best of 3 runs, 60 ms) so a loaded machine does not make it flaky."""
     tool = next(t.tool for t in targets() if t.tool.name == tool_name)
     raw = _many_unknown_keys(tool_name)
@@ -173,7 +173,7 @@ def _many_invalid_items(tool_name: str) -> str:
 
 @pytest.mark.parametrize("tool_name", ["raw_order", "raw_deploy", "walk_tree"])
 def test_many_invalid_items_are_refused_quickly(tool_name: str) -> None:
-    """Generous bound (best of 3 runs, 100 ms) for what the issue budgets at 10 ms a check."""
+    """Generous bound (best of 3 runs, 100 ms) for what is budgeted at 10 ms a check."""
     tool = next(t.tool for t in targets() if t.tool.name == tool_name)
     assert _best_of_3(tool, _many_invalid_items(tool_name), 0.100) < 0.100
 
@@ -232,7 +232,7 @@ def test_nested_unknown_key_is_refused() -> None:
     "ref", ["#/$defs/missing", "#/definitions/x/y", "https://example.com/s.json", "#/properties"]
 )
 def test_a_raw_schema_with_a_reference_that_cannot_resolve_is_refused(ref: str) -> None:
-    """Issue 8 item 4: accepted at registration, every call then ended in an internal error.
+    """A dangling $ref: once accepted at registration, every call then ended in an internal error.
     (A pointer to a non-schema, like `#/properties`, must not slip through either.)"""
     schema = {
         "type": "object",

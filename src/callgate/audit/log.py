@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from callgate.audit.record import AuditEntry, AuditStore, Head, NewRecord, Query, jsonable
@@ -37,6 +38,29 @@ class Ledgerlike(Protocol):
     package does not import the agent)."""
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class Subject(Protocol):
+    """Whom a record is about: a `RunContext`, or `_Rater` for feedback given after the run."""
+
+    @property
+    def conversation_id(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def tenant(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Rater:
+    """Who rated a run's answer: the run it rates, outside any conversation."""
+
+    run_id: str
+    user_id: str | None
+    tenant: str | None
+    conversation_id: None = None
 
 
 #: record kinds that are group-committed (the rest are written at once)
@@ -191,18 +215,7 @@ class AuditLog:
         if not run_id or not isinstance(run_id, str):
             raise ValueError("feedback needs the run id of the answer it rates")
         data = {"rating": rating, "comment": self._text(comment, self.max_text_chars)}
-        rec = NewRecord(
-            ts=time.time(),
-            kind="feedback",
-            conversation_id=None,
-            run_id=run_id,
-            user_id=user_id,
-            tenant=tenant,
-            tool=None,
-            decision=None,
-            data=data,
-        )
-        return self._append_now(rec)
+        return self._write("feedback", _Rater(run_id, user_id, tenant), None, None, data)
 
     def record_event(
         self,
@@ -237,7 +250,7 @@ class AuditLog:
     def _write(
         self,
         kind: str,
-        ctx: RunContext | None,
+        ctx: Subject | None,
         tool: str | None,
         decision: str | None,
         data: dict[str, Any],

@@ -40,10 +40,9 @@ GENESIS = "0" * 64
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One stored record. `data` holds the kind-specific payload (already redacted)."""
+class NewRecord:
+    """A record before the store gives it a seq and hashes."""
 
-    seq: int
     ts: float
     kind: str
     conversation_id: str | None
@@ -53,6 +52,36 @@ class AuditEntry:
     tool: str | None
     decision: str | None
     data: dict[str, Any]
+
+    def stored(self, seq: int, prev_hash: str, digest: str) -> AuditEntry:
+        """This record as the entry stored under `seq` (`digest` is taken as given: `seal`
+        computes it, a store that hashes the JSON it writes passes its own)."""
+        return AuditEntry(
+            self.ts,
+            self.kind,
+            self.conversation_id,
+            self.run_id,
+            self.user_id,
+            self.tenant,
+            self.tool,
+            self.decision,
+            self.data,
+            seq,
+            prev_hash,
+            digest,
+        )
+
+    def seal(self, seq: int, prev_hash: str) -> AuditEntry:
+        draft = self.stored(seq, prev_hash, "")
+        return self.stored(seq, prev_hash, draft.computed_hash())
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry(NewRecord):
+    """One stored record: a `NewRecord` with its place in the chain. `data` holds the
+    kind-specific payload (already redacted)."""
+
+    seq: int
     prev_hash: str
     hash: str
 
@@ -135,42 +164,6 @@ def jsonable(value: Any) -> Any:
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
         return [jsonable(v) for v in items]
     return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class NewRecord:
-    """A record before the store gives it a seq and hashes."""
-
-    ts: float
-    kind: str
-    conversation_id: str | None
-    run_id: str | None
-    user_id: str | None
-    tenant: str | None
-    tool: str | None
-    decision: str | None
-    data: dict[str, Any]
-
-    def seal(self, seq: int, prev_hash: str) -> AuditEntry:
-        draft = AuditEntry(
-            seq,
-            self.ts,
-            self.kind,
-            self.conversation_id,
-            self.run_id,
-            self.user_id,
-            self.tenant,
-            self.tool,
-            self.decision,
-            self.data,
-            prev_hash,
-            "",
-        )
-        return AuditEntry(**{**_fields(draft), "hash": draft.computed_hash()})
-
-
-def _fields(e: AuditEntry) -> dict[str, Any]:
-    return {name: getattr(e, name) for name in AuditEntry.__slots__}
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from callgate.errors import CallgateError
+from callgate.eval.checks import call_arguments
 from callgate.messages import Message, ToolCall
 from callgate.models import Model, ModelRequest
 from callgate.tools.definition import ToolSpec
@@ -269,7 +270,7 @@ class BfclRunner:
             return BfclCase(case["id"], False, [], None, None, secs, 0, repr(exc))
         secs = time.perf_counter() - t0
         raw = response.tool_calls
-        decoded = [_decode(c) for c in raw]
+        decoded = [call_arguments(c) for c in raw]
         calls = [{c.name: a} for c, a in zip(raw, decoded, strict=True) if a is not None]
         parsed = validated = None
         if raw:
@@ -287,16 +288,6 @@ class BfclRunner:
             err = None if ok else str(verdict.get("error"))
         tokens = response.usage.total_tokens
         return BfclCase(case["id"], ok, calls, parsed, validated, secs, tokens, err)
-
-
-def _decode(call: ToolCall) -> dict[str, Any] | None:
-    if isinstance(call.arguments, dict):
-        return call.arguments
-    try:
-        value = json.loads(call.arguments)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _all_valid(

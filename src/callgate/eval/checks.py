@@ -12,8 +12,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callgate.eval.dataset import ArgCheck, Expect, ToolsExpect, ValueCheck
+from callgate.messages import ToolCall
 
 _MISSING = object()
+
+
+def call_arguments(call: ToolCall) -> dict[str, Any] | None:
+    """A proposed call's arguments as an object, whichever form the provider delivered them
+    in; None when they are not a JSON object (the checks then report what the model sent)."""
+    if isinstance(call.arguments, dict):
+        return call.arguments
+    try:
+        value = json.loads(call.arguments)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(slots=True)

@@ -10,7 +10,6 @@ malformed call fails exactly as it would against the real tool).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 import time
@@ -18,13 +17,14 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import Any
 
+from callgate._lazy import import_object
 from callgate.agent.budgets import Price
 from callgate.agent.loop import Agent, RunResult
 from callgate.approvals.service import Approvals, CallbackApprover
 from callgate.approvals.stores import open_approval_store
 from callgate.context import RunContext
 from callgate.errors import CallgateError, TerminalToolError
-from callgate.eval.checks import Observation, ObservedCall, check
+from callgate.eval.checks import Observation, ObservedCall, call_arguments, check
 from callgate.eval.dataset import Case, GoldenFile, StubMatch
 from callgate.eval.report import CaseReport, CaseRun, GoldenReport
 from callgate.gate.core import Gate, as_tool
@@ -40,14 +40,12 @@ Progress = Callable[[int, int, str], None]
 
 
 def import_target(spec: str) -> Any:
-    """``module:attr`` (attr may be dotted) → the object."""
-    mod_name, sep, attr = spec.partition(":")
-    if not sep or not mod_name or not attr:
-        raise CallgateError(f"{spec!r}: expected 'module:attribute'")
-    obj: Any = importlib.import_module(mod_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+    """``module:attr`` (attr may be dotted) → the object; a malformed spec is the golden file's
+    error, so it surfaces as a `CallgateError`."""
+    try:
+        return import_object(spec)
+    except ValueError as exc:
+        raise CallgateError(f"{spec!r}: expected 'module:attribute'") from exc
 
 
 @contextmanager
@@ -259,7 +257,7 @@ def observe(result: RunResult, latency_s: float) -> Observation:
         for c in m.tool_calls:
             r = answered.get(c.id)
             ok = r is not None and r.error_kind is None
-            calls.append(ObservedCall(c.name, _args(c), r.content if r else None, ok))
+            calls.append(ObservedCall(c.name, call_arguments(c), r.content if r else None, ok))
     answer, output = _answer_and_output(result)
     return Observation(
         calls=calls,
@@ -287,16 +285,6 @@ def _answer_and_output(result: Any) -> tuple[str, Any]:
             value = None
         text = value if isinstance(value, str) else ""
     return text, value
-
-
-def _args(c: ToolCall) -> dict[str, Any] | None:
-    if isinstance(c.arguments, dict):
-        return c.arguments
-    try:
-        value = json.loads(c.arguments)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def model_factory(spec: str) -> ModelFactory:

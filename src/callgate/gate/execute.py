@@ -167,12 +167,9 @@ class Executor:
             # (in-memory lookups, cache hits) needs no timer. One that suspends continues under
             # the timeout exactly where it stopped.
             coro = tool.fn(**kwargs)
-            try:
-                first = coro.send(None)
-            except StopIteration as stop:
-                return stop.value
-            except (GeneratorExit, SystemExit) as e:
-                raise ToolCrashed(e) from e
+            done, first = _advance(coro, None, None)
+            if done:
+                return first
             if timeout is None:
                 return await _continue(coro, first)
             async with asyncio.timeout(timeout):
@@ -272,19 +269,25 @@ def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, An
             coro.close()
             raise
         except BaseException as exc:  # noqa: BLE001 - forwarded into the tool's coroutine
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            except (GeneratorExit, SystemExit) as e:
-                raise ToolCrashed(e) from e
+            done, yielded = _advance(coro, None, exc)
         else:
-            try:
-                yielded = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-            except (GeneratorExit, SystemExit) as e:
-                raise ToolCrashed(e) from e
+            done, yielded = _advance(coro, sent, None)
+        if done:
+            return yielded
+
+
+def _advance(
+    coro: Coroutine[Any, Any, Any], sent: Any, exc: BaseException | None
+) -> tuple[bool, Any]:
+    """One step of a tool's coroutine (sending `sent`, or throwing `exc` in): (True, its
+    return value) when it finished, (False, what it yielded) when it suspended. A tool that
+    raises `GeneratorExit` or `SystemExit` crashed; it must not end the caller's task."""
+    try:
+        return False, (coro.send(sent) if exc is None else coro.throw(exc))
+    except StopIteration as stop:
+        return True, stop.value
+    except (GeneratorExit, SystemExit) as e:
+        raise ToolCrashed(e) from e
 
 
 def _backoff(attempt: int, base: float, cap: float, err: TransientToolError) -> float:

@@ -85,7 +85,7 @@ def approval_json(req: ApprovalRequest) -> dict[str, Any]:
 def entry_json(e: AuditEntry) -> dict[str, Any]:
     """An entry as the API shows it: every field but `prev_hash` (the chain is checked by
     ``/v1/audit/verify``, not by readers)."""
-    out = dataclasses.asdict(e)
+    out = e.to_dict()
     del out["prev_hash"]
     return out
 

@@ -137,21 +137,7 @@ def seal_once(record: NewRecord, seq: int, prev_hash: str) -> tuple[AuditEntry, 
         + "}"
     )  # fmt: skip
     digest = hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
-    entry = AuditEntry(
-        seq,
-        record.ts,
-        record.kind,
-        record.conversation_id,
-        record.run_id,
-        record.user_id,
-        record.tenant,
-        record.tool,
-        record.decision,
-        record.data,
-        prev_hash,
-        digest,
-    )
-    return entry, data_json
+    return record.stored(seq, prev_hash, digest), data_json
 
 
 def _canonical(value: Any) -> str:
@@ -204,7 +190,7 @@ def row_to_entry(r: Any) -> AuditEntry:
     if not isinstance(data, dict):
         data = {"__undecodable__": data}
     return AuditEntry(
-        int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], data, r[10], r[11]
+        float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], data, int(r[0]), r[10], r[11]
     )
 
 
