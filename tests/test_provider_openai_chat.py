@@ -6,9 +6,11 @@ Also covers the shared failure/retry helpers in `callgate.providers._retry`.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import random
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -634,13 +636,108 @@ async def test_timeout_is_retried_then_reported(server: FakeOpenAIServer, sleeps
         base_url=server.url,
         api_key="k",
         timeout=0.2,
-        retry=RetryPolicy(max_retries=1, base_delay_s=0.0),
+        retry=RetryPolicy(max_retries=1, base_delay_s=0.0, retry_timeouts=True),
         sleep=sleeps,
     )
     with pytest.raises(ModelError, match="timed out") as info:
         await model.request(ModelRequest(messages=[Message.user("x")]))
     assert info.value.retryable is True and info.value.status is None
     assert len(server.requests) == 2
+
+
+def slow_then_fast(server: FakeOpenAIServer, *, stream: bool) -> None:
+    """A reply that comes after the client gave up, then one that would answer a resent copy
+    at once: a resend would turn the timeout into a success, so the tests below cannot pass
+    by accident."""
+    if stream:
+        slow = chat_stream([chat_chunk(content="late"), chat_chunk(finish_reason="stop")])
+        fast = chat_stream([chat_chunk(content="again"), chat_chunk(finish_reason="stop")])
+    else:
+        slow = Reply.json_body(chat_completion(content="late"))
+        fast = Reply.json_body(chat_completion(content="again"))
+    slow.delay_s = 1.0
+    server.enqueue(slow, fast)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_timeout_to_a_compatible_server_is_sent_once(
+    server: FakeOpenAIServer, sleeps: Sleeps, stream: bool
+) -> None:
+    slow_then_fast(server, stream=stream)
+    # the defaults a user gets for a local server: max_retries=3, no RetryPolicy given
+    model = OpenAIChatModel("local", base_url=server.url, timeout=0.2, sleep=sleeps)
+    assert model.retry.max_retries == 3 and model.retry.retry_timeouts is False
+    req = ModelRequest(messages=[Message.user("x")])
+    with pytest.raises(ModelError, match="timed out.*not resent") as info:
+        if stream:
+            [e async for e in model.stream(req)]
+        else:
+            await model.request(req)
+    assert info.value.retryable is False
+    assert len(server.requests) == 1 and server.pending == 1
+    assert sleeps.waits == []
+
+
+async def test_other_failures_of_a_compatible_server_are_still_retried(
+    server: FakeOpenAIServer, sleeps: Sleeps
+) -> None:
+    server.enqueue(
+        error_reply(503, "loading model"), Reply.json_body(chat_completion(content="ok"))
+    )
+    model = OpenAIChatModel("local", base_url=server.url, timeout=5, sleep=sleeps)
+    resp = await model.request(ModelRequest(messages=[Message.user("x")]))
+    assert resp.text == "ok" and len(server.requests) == 2 and len(sleeps.waits) == 1
+
+
+async def test_timeouts_are_resent_when_asked(server: FakeOpenAIServer, sleeps: Sleeps) -> None:
+    slow_then_fast(server, stream=False)
+    model = OpenAIChatModel(
+        "local", base_url=server.url, timeout=0.2, sleep=sleeps, retry_timeouts=True
+    )
+    resp = await model.request(ModelRequest(messages=[Message.user("x")]))
+    assert resp.text == "again" and len(server.requests) == 2
+
+
+def test_who_resends_timeouts_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+
+    def resends(**kw: Any) -> bool | None:
+        return OpenAIChatModel("m", **kw).retry.retry_timeouts
+
+    assert resends() is True  # OpenAI's own API: many workers, a resend lands on a free one
+    assert resends(base_url="https://api.openai.com/v1") is True
+    assert resends(base_url="http://127.0.0.1:8000/v1") is False
+    assert resends(base_url="http://gpu-box.internal/v1") is False
+    assert resends(base_url="http://127.0.0.1:8000/v1", retry_timeouts=True) is True
+    assert resends(base_url="https://api.openai.com/v1", retry_timeouts=False) is False
+    kept = RetryPolicy(max_retries=5, retry_timeouts=True)
+    model = OpenAIChatModel("m", base_url="http://localhost:1/v1", retry=kept)
+    assert model.retry == kept  # an explicit policy's choice is kept whole
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:11434/v1")
+    assert resends() is False  # the SDK's environment variable counts as a base_url
+
+
+async def test_call_with_retries_timeouts_versus_connection_failures() -> None:
+    class APITimeoutError(Exception):
+        pass
+
+    for exc, resend, expected_calls in [
+        (APITimeoutError("slow"), False, 1),
+        (APITimeoutError("slow"), None, 3),  # None (no adapter decided) resends
+        (ConnectionRefusedError("down"), False, 3),  # never sent: resending is harmless
+    ]:
+        calls = 0
+
+        async def op(exc: BaseException = exc) -> None:
+            nonlocal calls
+            calls += 1
+            raise exc
+
+        policy = RetryPolicy(max_retries=2, base_delay_s=0.0, retry_timeouts=resend)
+        with pytest.raises(ModelError):
+            await call_with_retries(op, provider="p", policy=policy)
+        assert calls == expected_calls, (exc, resend)
 
 
 async def test_stream_open_is_retried_on_429(server: FakeOpenAIServer, sleeps: Sleeps) -> None:
@@ -841,6 +938,13 @@ def _smollm2_gguf() -> str | None:
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
     """`python -m llama_cpp.server` on a free 127.0.0.1 port; yields its /v1 base URL."""
+    with serve_llama() as (base, _proc):
+        yield base
+
+
+@contextlib.contextmanager
+def serve_llama() -> Iterator[tuple[str, Any]]:
+    """Start `python -m llama_cpp.server` on the embedded GGUF; yields (/v1 URL, process)."""
     import os
     import socket
     import subprocess
@@ -896,7 +1000,7 @@ def llama_server() -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail("llama_cpp.server did not become ready in 180 s")
             time.sleep(0.5)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:
@@ -1020,3 +1124,71 @@ async def test_real_server_hermes_text_calls(llama_server: str) -> None:
         "ResponseFinished",
     ]
     assert streamed[-1].response.tool_calls[0].name == "get_weather"
+
+
+PROPERTY_TOOL_SCHEMA = {
+    "type": "object",
+    "properties": {"property_id": {"type": "string", "pattern": r"^P-\d{3}$"}},
+    "required": ["property_id"],
+}
+
+
+def property_tool(seen: list[str]) -> Any:
+    from callgate.tools.definition import Tool
+
+    def get_property(property_id: str) -> str:
+        seen.append(property_id)
+        return f"{property_id}: 3 rooms"
+
+    return Tool.from_schema(
+        "get_property", "Look up a property by its id.", PROPERTY_TOOL_SCHEMA, get_property
+    )
+
+
+def property_request(tool: Any) -> ModelRequest:
+    # a named choice makes llama-cpp-python build a grammar from the tool's schema
+    return ModelRequest(
+        messages=[Message.user("Look up property P-123.")],
+        tools=[tool.spec],
+        tool_choice=NamedToolChoice("get_property"),
+        max_tokens=48,
+        temperature=0,
+    )
+
+
+@pytest.mark.slow
+async def test_real_server_fails_on_a_digit_pattern_and_says_why() -> None:
+    """llama_cpp.server 0.3 turns ``\\d`` into a grammar it cannot parse and dies (SIGSEGV):
+    its own server, so the shared one survives. The error must point at the schema."""
+    with serve_llama() as (base, proc):
+        model = local_model(base, max_retries=0)
+        with pytest.raises(ModelError, match="schema_compat='llama.cpp'") as info:
+            await model.request(property_request(property_tool([])))
+        assert "connection" in str(info.value).lower() or info.value.status == 500
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=10)
+        assert proc.poll() is not None and proc.returncode != 0  # why nothing came back
+
+
+@pytest.mark.slow
+async def test_real_server_schema_compat_call_passes_the_gate(llama_server: str) -> None:
+    from callgate.context import RunContext
+    from callgate.gate.core import Gate
+
+    seen: list[str] = []
+    tool = property_tool(seen)
+    model = local_model(llama_server, schema_compat="llama.cpp")
+    resp = await model.request(property_request(tool))
+    assert_well_formed(resp)
+    (call,) = resp.tool_calls
+    assert call.name == "get_property"
+    gate = Gate([tool])
+    result = await gate.execute(call, RunContext())
+    assert result.error_kind is None, result.content
+    assert len(seen) == 1 and re.fullmatch(r"P-\d{3}", seen[0])
+
+    # the gate checks the ORIGINAL pattern: a value the simplified schema would not have
+    # produced is still refused before the tool runs
+    bad = ToolCall("c_bad", "get_property", '{"property_id": "P-12"}')
+    refused = await gate.execute(bad, RunContext())
+    assert refused.error_kind is not None and len(seen) == 1

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import UnionType
-from typing import Any, Generic, Literal
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar
 
 from callgate import serde
 from callgate.agent.budgets import (
@@ -65,6 +66,10 @@ from callgate.models import (
 from callgate.runs import MemoryRunStore, RunStore
 from callgate.tools.definition import Tool, ToolSpec
 from callgate.tools.toolset import Toolset
+
+_S = TypeVar("_S")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 RunStatus = Literal["completed", "paused", "stopped"]
 _PENDING = ErrorKind.PENDING_APPROVAL.value
@@ -134,6 +139,8 @@ class RunResult(Generic[OutputT]):
 
 @dataclass(frozen=True, slots=True)
 class TurnStarted:
+    """A model turn is about to be requested: a UI can show that the agent is thinking."""
+
     turn: int
 
 
@@ -148,6 +155,9 @@ class ModelTurn:
 
 @dataclass(frozen=True, slots=True)
 class ToolStarted:
+    """A proposed call goes to the gate now (which may still refuse it: `ToolFinished` says how
+    it ended), so a UI can show which tools are at work."""
+
     call: ToolCall
 
 
@@ -161,11 +171,15 @@ class ToolStatus:
 
 @dataclass(frozen=True, slots=True)
 class ToolFinished:
+    """A call's result, exactly as the model will read it."""
+
     result: ToolResult
 
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
+    """The last event of a stream: the run's outcome, as `Agent.run` would return it."""
+
     result: RunResult[Any]
 
 
@@ -183,6 +197,22 @@ AgentEvent = (
 )
 
 StepChoice = Callable[[int], ToolChoice | None]
+
+
+def _blocking(
+    method: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[_S, _P], _R]:
+    """The blocking twin of an async method (same parameters, run in a fresh event loop), so
+    `run_sync` and `resume_sync` cannot drift from `run` and `resume`."""
+
+    @functools.wraps(method)
+    def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return asyncio.run(method(self, *args, **kwargs))
+
+    call.__name__ = f"{method.__name__}_sync"
+    call.__qualname__ = f"{method.__qualname__}_sync"
+    call.__doc__ = f"Blocking twin of `{method.__name__}` (runs it in a fresh event loop)."
+    return call
 
 
 class Agent(Generic[OutputT]):
@@ -284,14 +314,11 @@ class Agent(Generic[OutputT]):
         step_tool_choice: StepChoice | None = None,
     ) -> RunResult[OutputT]:
         """Run until the model answers, a guard stops it, or a call waits for approval."""
-        result: RunResult[OutputT] | None = None
         ctx = ctx or RunContext()
         with self._run_scope(ctx):
-            async for ev in self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=False):
-                if isinstance(ev, RunFinished):
-                    result = ev.result
-        assert result is not None
-        return result
+            return await _outcome(
+                self._loop(prompt, ctx, tool_choice, step_tool_choice, streaming=False)
+            )
 
     def _run_scope(self, ctx: RunContext) -> contextlib.ExitStack:
         """The run-wide scopes observers open (`agent_run`: the telemetry's ``invoke_agent``
@@ -303,18 +330,7 @@ class Agent(Generic[OutputT]):
                 stack.enter_context(agent_run(ctx, self.model.name))
         return stack
 
-    def run_sync(
-        self,
-        prompt: str | Sequence[Message],
-        *,
-        ctx: RunContext | None = None,
-        tool_choice: ToolChoice | None = None,
-        step_tool_choice: StepChoice | None = None,
-    ) -> RunResult[OutputT]:
-        """Blocking twin of `run`."""
-        return asyncio.run(
-            self.run(prompt, ctx=ctx, tool_choice=tool_choice, step_tool_choice=step_tool_choice)
-        )
+    run_sync = _blocking(run)
 
     def stream(
         self,
@@ -335,15 +351,9 @@ class Agent(Generic[OutputT]):
         the approval store), denied ones come back to the model as denied, and ones still
         undecided keep the run paused.
         """
-        result: RunResult[OutputT] | None = None
-        async for ev in self._resume(run_id, deps, streaming=False):
-            if isinstance(ev, RunFinished):
-                result = ev.result
-        assert result is not None
-        return result
+        return await _outcome(self._resume(run_id, deps, streaming=False))
 
-    def resume_sync(self, run_id: str, *, deps: Any = None) -> RunResult[OutputT]:
-        return asyncio.run(self.resume(run_id, deps=deps))
+    resume_sync = _blocking(resume)
 
     # the loop ------------------------------------------------------------------------------
 
@@ -879,6 +889,17 @@ class Agent(Generic[OutputT]):
             results=st.results,
             ledger=st.clock.close(st.ctx.run_id, st.usage, st.results, self.prices.tools),
         )
+
+
+async def _outcome(events: AsyncIterator[AgentEvent]) -> RunResult[Any]:
+    """What a run returns: the result its events end with (`RunFinished` always comes last;
+    the events before it are only for streaming callers)."""
+    result: RunResult[Any] | None = None
+    async for ev in events:
+        if isinstance(ev, RunFinished):
+            result = ev.result
+    assert result is not None
+    return result
 
 
 @dataclass(slots=True)

@@ -88,8 +88,16 @@ def _check_text(value: str | None, what: str, limit: int) -> str | None:
 
 
 def build_request(
-    inv: Invocation, decision: PolicyDecision, *, now: float, ttl_s: float
+    inv: Invocation,
+    decision: PolicyDecision,
+    *,
+    now: float,
+    ttl_s: float,
+    digest: str | None = None,
 ) -> ApprovalRequest:
+    """A new request for `inv`. `digest` is its `args_hash` when the caller already computed
+    it (hashing canonical arguments is the costliest part, and `Approvals` needs the hash
+    first to look for an existing request)."""
     ctx: RunContext = inv.ctx
     tool = inv.tool
     return ApprovalRequest(
@@ -100,7 +108,7 @@ def build_request(
         tool=tool.name,
         version=tool.version,
         arguments=mask_arguments(tool, inv.args),
-        args_hash=args_hash(tool.name, tool.version, inv.args),
+        args_hash=digest if digest is not None else args_hash(tool.name, tool.version, inv.args),
         rule=decision.rule,
         reason=decision.reason,
         requested_by=ctx.user_id,
@@ -181,7 +189,9 @@ class Approvals:
         else:
             found = self.store.find(inv.ctx.run_id, inv.call.id, digest)
             if found is None:
-                fresh = build_request(inv, decision, now=now, ttl_s=self.ttl_s)
+                # built only here, for a call no request exists for, and always stored: a
+                # call that is already approved (or refused) never pays for a request
+                fresh = build_request(inv, decision, now=now, ttl_s=self.ttl_s, digest=digest)
                 found = self.store.add(fresh)
             req = found
         for _ in range(3):  # re-read at most a couple of times if another process moves it

@@ -181,10 +181,7 @@ class AuditLog:
             "cost_usd": record.cost_usd,
             "duration_s": record.duration_s,
         }
-        if record.routed_tools is not None:
-            data["routed_tools"] = list(record.routed_tools)
-        if record.fallbacks:
-            data["fallbacks"] = list(record.fallbacks)
+        data.update(record.optional_facts())
         self._write("turn", ctx, None, None, data)
 
     def on_run(self, ctx: RunContext, status: str, reason: str | None, ledger: Ledgerlike) -> None:

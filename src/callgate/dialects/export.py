@@ -34,7 +34,7 @@ public name.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from callgate.dialects.gemini import to_gemini
@@ -70,7 +70,14 @@ def to_openai_chat(spec: ToolSpec, *, strict: StrictMode = False) -> dict[str, A
 
     `strict=True` rewrites the parameters with `strict_schema` (raising `SchemaError` when that is
     impossible); `strict="auto"` uses strict mode only when the schema allows it.
+
+    Like every export here, the result is memoised per spec object (see `_memoised`): treat it
+    as read-only and copy it before changing it.
     """
+    return _memoised(spec, "openai_chat", strict, _openai_chat)
+
+
+def _openai_chat(spec: ToolSpec, strict: StrictMode) -> dict[str, Any]:
     params, is_strict = _openai_parameters(spec, strict)
     fn: dict[str, Any] = {"name": spec.name}
     if spec.description:
@@ -87,6 +94,10 @@ def to_openai_responses(spec: ToolSpec, *, strict: StrictMode = False) -> dict[s
     `strict` is always sent: the Responses API treats a function without it as strict, which a
     non-strict schema would fail.
     """
+    return _memoised(spec, "openai_responses", strict, _openai_responses)
+
+
+def _openai_responses(spec: ToolSpec, strict: StrictMode) -> dict[str, Any]:
     params, is_strict = _openai_parameters(spec, strict)
     out: dict[str, Any] = {"type": "function", "name": spec.name}
     if spec.description:
@@ -98,6 +109,10 @@ def to_openai_responses(spec: ToolSpec, *, strict: StrictMode = False) -> dict[s
 
 def to_anthropic(spec: ToolSpec) -> dict[str, Any]:
     """Anthropic Messages tool: `{"name", "description", "input_schema"}` (full JSON Schema)."""
+    return _memoised(spec, "anthropic", False, _anthropic)
+
+
+def _anthropic(spec: ToolSpec, strict: StrictMode) -> dict[str, Any]:
     check_shape(spec.parameters)
     out: dict[str, Any] = {"name": spec.name}
     if spec.description:
@@ -113,7 +128,9 @@ def export_tools(
 ) -> list[dict[str, Any]]:
     """Every spec in one provider's format, in the given order.
 
-    `strict` applies to the OpenAI dialects only (the others have no strict schema mode).
+    `strict` applies to the OpenAI dialects only (the others have no strict schema mode). An
+    unchanged spec costs one dictionary lookup (the conversions are memoised), so exporting
+    the same tool list every turn is cheap; the dicts returned are shared and read-only.
     """
     out: list[dict[str, Any]] = []
     for spec in specs:
@@ -124,13 +141,42 @@ def export_tools(
         elif dialect == "anthropic":
             out.append(to_anthropic(spec))
         elif dialect == "gemini":
-            out.append(to_gemini(spec))
+            out.append(_memoised(spec, "gemini", False, _gemini))
         else:
             raise ValueError(
                 f"unknown dialect {dialect!r}; "
                 "use openai_chat, openai_responses, anthropic or gemini"
             )
     return out
+
+
+# --- memo ------------------------------------------------------------------------------------
+
+#: exports kept at most (4 dialects x 10,000 tools fit); past it the memo starts afresh
+_MEMO_MAX = 65_536
+_Build = Callable[[ToolSpec, StrictMode], dict[str, Any]]
+_memo: dict[tuple[int, str, StrictMode], tuple[ToolSpec, dict[str, Any]]] = {}
+
+
+def _memoised(spec: ToolSpec, dialect: str, strict: StrictMode, build: _Build) -> dict[str, Any]:
+    """One conversion per spec object and dialect: a `ToolSpec` is frozen and its schema is
+    never edited after construction, so the provider sees the same export every turn and the
+    cost of a turn's tool list is a lookup per tool, not a deep copy and rewrite of every
+    schema. The entry holds the spec itself, so its id cannot be reused while memoised; a
+    failed conversion (strict mode impossible) is not memoised and raises every time."""
+    key = (id(spec), dialect, strict)
+    hit = _memo.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    out = build(spec, strict)
+    if len(_memo) >= _MEMO_MAX:
+        _memo.clear()
+    _memo[key] = (spec, out)
+    return out
+
+
+def _gemini(spec: ToolSpec, strict: StrictMode) -> dict[str, Any]:
+    return to_gemini(spec)
 
 
 def _openai_parameters(spec: ToolSpec, strict: StrictMode) -> tuple[JsonSchema, bool]:

@@ -53,6 +53,7 @@ from callgate.gate.stages import (
     param_descriptions,
     validate_arguments,
 )
+from callgate.gate.visibility import VisibilityMemo
 from callgate.messages import ArgumentIssue, Message, ToolCall, ToolResult
 from callgate.tools.definition import Tool, ToolSpec, tool
 from callgate.tools.schema import ArgumentsInvalid, FieldIssue
@@ -127,6 +128,7 @@ class Gate:
         self.observers = list(observers)
         self.checks = tuple(checks)
         self._visible_hooks = tuple(m.visible for m in self.middleware if hasattr(m, "visible"))
+        self._visibility = VisibilityMemo()
         self.limits = limits
         self._max_bytes = limits.max_bytes
         self.max_parallel = max(1, max_parallel)
@@ -142,19 +144,29 @@ class Gate:
 
     def list_tools(self, ctx: RunContext[Any]) -> list[Tool]:
         """The tools this run may see: visible in the toolset, not hidden by the policy or any
-        middleware. The model is never shown a tool it may not call."""
-        return [t for t in self.toolset.visible(ctx) if self._sees(t, ctx)]
+        middleware. The model is never shown a tool it may not call. The toolset ▸ policy part
+        is memoised per run identity and toolset generation (`callgate.gate.visibility`);
+        middleware hooks are asked on every turn."""
+        tools, _ = self._visibility.listed(self.policy, self.toolset, ctx)
+        hooks = self._visible_hooks
+        if not hooks:
+            return list(tools)
+        return [t for t in tools if all(visible(t, ctx) for visible in hooks)]
 
     def _sees(self, tool: Tool, ctx: RunContext[Any]) -> bool:
         """List-time visibility beyond the toolset (policy, middleware). Applied at call time
         too: a tool the run cannot see is unknown to it, even when called by name."""
-        if not self.policy.visible(tool, ctx):
+        if not self._visibility.policy_sees(self.policy, self.toolset, tool, ctx):
             return False
         hooks = self._visible_hooks
         return not hooks or all(visible(tool, ctx) for visible in hooks)
 
     def specs(self, ctx: RunContext[Any]) -> list[ToolSpec]:
-        return [t.spec for t in self.list_tools(ctx)]
+        """The specs of `list_tools(ctx)`: when nothing changed and no middleware hook filters
+        per turn, a copy of the run's memoised list (no per-tool work)."""
+        if self._visible_hooks:
+            return [t.spec for t in self.list_tools(ctx)]
+        return list(self._visibility.listed(self.policy, self.toolset, ctx)[1])
 
     # call time ---------------------------------------------------------------------------
 
@@ -288,7 +300,8 @@ class Gate:
         if (
             tool is None
             or note is not None
-            or not self.policy.visible(tool, ctx)  # `_sees`, inlined for the common case
+            # `_sees`, inlined for the common case; memoised per run (see `_visibility`)
+            or not self._visibility.policy_sees(self.policy, self.toolset, tool, ctx)
             or (self._visible_hooks and not self._sees(tool, ctx))
         ):
             return self._unresolved(call, ctx, t0, tool, note, dry)

@@ -274,6 +274,16 @@ class TurnRecord:
     #: models that failed this turn before `model` answered, as "model: why"
     fallbacks: tuple[str, ...] = ()
 
+    def optional_facts(self) -> dict[str, list[str]]:
+        """The facts only some turns have (routing, fallbacks), by name, present only when the
+        turn has them: one place decides that for every observer (audit log, telemetry)."""
+        facts: dict[str, list[str]] = {}
+        if self.routed_tools is not None:
+            facts["routed_tools"] = list(self.routed_tools)
+        if self.fallbacks:
+            facts["fallbacks"] = list(self.fallbacks)
+        return facts
+
 
 class Observer(Protocol):
     """Receives records; must not raise (failures are logged and swallowed by the gate)."""

@@ -7,6 +7,9 @@ same way:
 
 - 408, 409, 429 and 5xx responses, timeouts and connection failures are retried with exponential
   backoff and jitter, at most `RetryPolicy.max_retries` times; never endlessly.
+- Except timeouts when `RetryPolicy.retry_timeouts` is False: a server that did not answer in
+  time may still be computing the answer, and a single-slot local server would queue the resent
+  copy behind it (see `RetryPolicy`).
 - A `Retry-After` (seconds or HTTP date) or `retry-after-ms` header is honoured as the wait,
   clamped to `RetryPolicy.max_retry_after_s` so a server cannot park a run for an hour.
 - Any other status (400 "schema refused", 401, 404, ...) is raised at once as `ModelError` with
@@ -82,6 +85,14 @@ class RetryPolicy:
     waits `base_delay_s * 2**n` capped at `max_delay_s`, then scaled by a random factor in
     `[1 - jitter, 1]` so many clients that failed together do not come back together. A server's
     Retry-After replaces the computed wait, clamped to `max_retry_after_s`.
+
+    `retry_timeouts` says whether a request that timed out is sent again. A hosted API spreads
+    requests over many workers, so a resent request usually lands on a free one (True). A local
+    or self-hosted OpenAI-compatible server often has a single slot that keeps computing the
+    abandoned request: the copy queues behind it, times out in turn, and the server ends up
+    doing the same work up to `max_retries + 1` times (False). None leaves the choice to the
+    adapter (`OpenAIChatModel` picks False when given a `base_url` other than OpenAI's, True
+    otherwise); `call_with_retries` treats a None it is handed as True.
     """
 
     max_retries: int = 3
@@ -89,6 +100,7 @@ class RetryPolicy:
     max_delay_s: float = 20.0
     max_retry_after_s: float = 60.0
     jitter: float = 0.25
+    retry_timeouts: bool | None = None
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -108,6 +120,12 @@ class RetryPolicy:
         factor = 1.0 - self.jitter * (rng or random).random()
         return backoff * factor
 
+    def allows(self, failure: ProviderFailure) -> bool:
+        """Whether this policy resends after `failure` (retries left are counted elsewhere)."""
+        if failure.timed_out and self.retry_timeouts is False:
+            return False
+        return failure.retryable
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderFailure:
@@ -118,15 +136,27 @@ class ProviderFailure:
     retryable: bool = False
     retry_after: float | None = None
     body: Any = None
+    timed_out: bool = False  # the request was sent and no answer came in time
 
-    def to_model_error(self, provider: str, *, attempts: int = 1) -> ModelError:
+    def to_model_error(
+        self, provider: str, *, attempts: int = 1, resend_timeouts: bool = True
+    ) -> ModelError:
+        """The error callers see. A timeout the policy refused to resend says so, and is not
+        `retryable`: resending it is exactly what the policy decided against."""
         where = f"{provider}: " if provider else ""
         status = f"HTTP {self.status}: " if self.status is not None else ""
-        tail = f" (gave up after {attempts} attempts)" if self.retryable and attempts > 1 else ""
+        retryable = self.retryable
+        tail = f" (gave up after {attempts} attempts)" if retryable and attempts > 1 else ""
+        if self.timed_out and not resend_timeouts:
+            retryable = False
+            tail = (
+                " (not resent: the server may still be working on it, and a copy would queue "
+                "behind it; RetryPolicy(retry_timeouts=True) resends timeouts)"
+            )
         return ModelError(
             f"{where}{status}{self.message}{tail}",
             status=self.status,
-            retryable=self.retryable,
+            retryable=retryable,
             body=self.body,
         )
 
@@ -249,7 +279,9 @@ def classify_exception(exc: BaseException) -> ProviderFailure | None:
         timed_out = any("Timeout" in n for n in names) or isinstance(exc, TimeoutError)
         what = "request timed out" if timed_out else "connection failed"
         detail = str(exc)
-        return ProviderFailure(message=f"{what}: {detail}" if detail else what, retryable=True)
+        return ProviderFailure(
+            message=f"{what}: {detail}" if detail else what, retryable=True, timed_out=timed_out
+        )
     return None
 
 
@@ -286,8 +318,10 @@ async def call_with_retries(
             raise
         except Exception as exc:
             failure = classified(exc, classify)
-            if not failure.retryable or attempt > policy.max_retries:
-                raise failure.to_model_error(provider, attempts=attempt) from exc
+            if not policy.allows(failure) or attempt > policy.max_retries:
+                raise failure.to_model_error(
+                    provider, attempts=attempt, resend_timeouts=policy.retry_timeouts is not False
+                ) from exc
             wait = policy.delay(attempt - 1, failure.retry_after, rng=rng)
             log.info(
                 "%s request failed (%s); retry %d/%d in %.2fs",

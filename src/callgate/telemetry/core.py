@@ -292,10 +292,8 @@ class Telemetry:
             "callgate.cost_usd": record.cost_usd,
             **_who(record.ctx),
         }
-        if record.routed_tools is not None:
-            attrs["callgate.routed_tools"] = list(record.routed_tools)
-        if record.fallbacks:
-            attrs["callgate.fallbacks"] = list(record.fallbacks)
+        for name, value in record.optional_facts().items():
+            attrs[f"callgate.{name}"] = value
         if self.record_content:
             attrs["gen_ai.output.text"] = self._content(record.text)
             attrs["gen_ai.output.tool_calls"] = self._content(

@@ -214,6 +214,12 @@ class Toolset:
         """Changes whenever the set changes (lets callers cache derived data)."""
         return self._generation
 
+    @property
+    def filtered(self) -> bool:
+        """Whether filters were added: they are arbitrary code over the whole run context, so
+        what a run sees cannot be cached by its identity alone."""
+        return bool(self._filters)
+
     def _allowed(self, entry: _Entry, tool: Tool, ctx: RunContext) -> bool:
         if entry.tenants is not None and ctx.tenant not in entry.tenants:
             return False

@@ -21,6 +21,7 @@ SDK's own retries are switched off so every provider retries the same, observabl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,12 +29,15 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from openai import AsyncOpenAI, OpenAIError
 from typing_extensions import TypedDict, Unpack
 
 from callgate import models
+from callgate.dialects.compat import SCHEMA_COMPATS, SchemaCompat, simplify_schema
 from callgate.dialects.export import StrictMode, to_openai_chat
+from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
 from callgate.models import (
     ModelRequest,
@@ -52,6 +56,7 @@ from callgate.providers._retry import (
     error_message_from_body,
 )
 from callgate.providers.textcalls import parse_text_tool_calls
+from callgate.tools.definition import ToolSpec
 
 __all__ = ["OpenAIChatModel", "TextToolCalls"]
 
@@ -91,6 +96,13 @@ def make_client(
     if timeout is None:
         return AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
     return AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+
+
+def is_openai_host(base_url: str) -> bool:
+    """Whether `base_url` is OpenAI's own API (many workers per model) rather than a server
+    someone runs, where one slow request may occupy the only slot (see `RetryPolicy`)."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host == "api.openai.com"
 
 
 def classify_openai(exc: BaseException) -> ProviderFailure | None:
@@ -150,6 +162,7 @@ class OpenAIOptions(TypedDict, total=False):
     max_retries: int
     timeout: float | None
     retry: RetryPolicy | None
+    retry_timeouts: bool | None
     max_tokens: int | None
     extra_body: Mapping[str, Any] | None
     sleep: Sleep
@@ -171,6 +184,7 @@ class OpenAIBase(ProviderModel):
         max_retries: int = 3,
         timeout: float | None = 60.0,
         retry: RetryPolicy | None = None,
+        retry_timeouts: bool | None = None,
         max_tokens: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -183,6 +197,11 @@ class OpenAIBase(ProviderModel):
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
         self._client = make_client(client, base_url=base_url, api_key=api_key, timeout=timeout)
+        if retry_timeouts is None:
+            retry_timeouts = self.retry.retry_timeouts
+        if retry_timeouts is None:
+            retry_timeouts = is_openai_host(str(self._client.base_url))
+        self.retry = dataclasses.replace(self.retry, retry_timeouts=retry_timeouts)
 
     @property
     def model(self) -> str:
@@ -245,6 +264,15 @@ class OpenAIChatModel(OpenAIBase):
       mode the text is then held back until the turn ends, because a call may be anywhere in it.
     - `max_retries` / `retry`: see `callgate.providers._retry.RetryPolicy`; `retry` wins.
       `sleep` waits between retries (tests pass one that records instead of sleeping).
+    - `retry_timeouts`: whether a timed-out request is sent again. Default (None): the
+      `retry` policy's own choice if it makes one, else True for OpenAI's API and False for any
+      other `base_url` (vLLM, llama.cpp, Ollama...): such a server often has one slot that keeps
+      working on the abandoned request, so a resent copy only queues behind it and the same
+      work is done up to `max_retries + 1` times. Pass True for a hosted compatible API.
+    - `schema_compat`: "llama.cpp" sends tool schemas simplified for llama.cpp's own
+      schema-to-grammar converter (`callgate.dialects.compat`: ``\\d`` → ``[0-9]``, ...;
+      what it cannot express is dropped with a warning). The gate still validates every call
+      against the original schema.
     - `timeout`: seconds per HTTP attempt (None keeps the SDK default).
     - `max_tokens`: the output cap when a request sets none (None: the server's default).
     - `max_tokens_field`: OpenAI's own models want "max_completion_tokens"; many compatible
@@ -258,9 +286,16 @@ class OpenAIChatModel(OpenAIBase):
         *,
         text_tool_calls: TextToolCalls = "off",
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_completion_tokens",
+        schema_compat: SchemaCompat | None = None,
         **options: Unpack[OpenAIOptions],
     ) -> None:
         super().__init__(model, **options)
+        if schema_compat is not None and schema_compat not in SCHEMA_COMPATS:
+            raise ValueError(f"schema_compat must be one of {SCHEMA_COMPATS} or None")
+        self.schema_compat = schema_compat
+        # (tool name, its parameters as JSON) -> the simplified parameters: each schema is
+        # simplified (and its warnings logged) once, not on every turn
+        self._compat_cache: dict[tuple[str, str], dict[str, Any]] = {}
         if text_tool_calls not in ("off", "hermes", "json", "auto"):
             raise ValueError(
                 "text_tool_calls must be 'off', 'hermes', 'json' or 'auto', "
@@ -280,10 +315,27 @@ class OpenAIChatModel(OpenAIBase):
         return self._shared_fields(
             request,
             body,
-            export=to_openai_chat,
+            export=self._export_tool,
             named=_named_choice,
             max_tokens_field=self.max_tokens_field,
         )
+
+    def _export_tool(self, spec: ToolSpec, *, strict: StrictMode) -> dict[str, Any]:
+        """One tool on the wire, its parameters simplified for `schema_compat` if set."""
+        wire = to_openai_chat(spec, strict=strict)
+        if self.schema_compat is None:
+            return wire
+        function = wire["function"]
+        parameters = function.get("parameters")
+        if isinstance(parameters, dict):
+            key = (spec.name, json.dumps(parameters, sort_keys=True, default=str))
+            cached = self._compat_cache.get(key)
+            if cached is None:
+                simple = simplify_schema(parameters, self.schema_compat, tool=spec.name)
+                cached = self._compat_cache[key] = simple.schema
+            # a new dict: the exporter may hand the same (cached) one to every model
+            return {**wire, "function": {**function, "parameters": cached}}
+        return wire
 
     def _create_kwargs(self, request: ModelRequest) -> dict[str, Any]:
         return self._kwargs(self.build_body(request), request)
@@ -292,8 +344,31 @@ class OpenAIChatModel(OpenAIBase):
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         kwargs = self._create_kwargs(request)
-        completion = await self._send(lambda: self._client.chat.completions.create(**kwargs))
+        try:
+            completion = await self._send(lambda: self._client.chat.completions.create(**kwargs))
+        except ModelError as exc:
+            hinted = self._with_schema_hint(exc, kwargs)
+            if hinted is exc:
+                raise
+            raise hinted from exc
         return self._parse_completion(completion)
+
+    def _with_schema_hint(self, exc: ModelError, kwargs: Mapping[str, Any]) -> ModelError:
+        """`exc`, or a copy saying what probably broke: a compatible server that builds a
+        grammar from tool schemas (llama.cpp) can fail on, or even crash at, a ``pattern`` its
+        converter does not handle, and then only a dropped connection or a bare 500 comes back."""
+        if self.schema_compat is not None or is_openai_host(str(self._client.base_url)):
+            return exc
+        if exc.status not in (None, 500) or '"pattern"' not in json.dumps(kwargs.get("tools")):
+            return exc
+        hint = (
+            " (a tool schema has a `pattern`: servers that turn schemas into grammars, like "
+            "llama.cpp, can fail on one their converter does not handle; "
+            "OpenAIChatModel(..., schema_compat='llama.cpp') sends them simplified)"
+        )
+        return ModelError(
+            str(exc) + hint, status=exc.status, retryable=exc.retryable, body=exc.body
+        )
 
     def _parse_completion(self, completion: Any) -> ModelResponse:
         choices = getattr(completion, "choices", None) or []
@@ -373,11 +448,17 @@ class OpenAIChatModel(OpenAIBase):
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
         hold_text = self.text_tool_calls != "off"
-        async for event in self._stream(
-            lambda: self._client.chat.completions.create(**kwargs),
-            lambda: _ChatStream(hold_text=hold_text, model=self),
-        ):
-            yield event
+        try:
+            async for event in self._stream(
+                lambda: self._client.chat.completions.create(**kwargs),
+                lambda: _ChatStream(hold_text=hold_text, model=self),
+            ):
+                yield event
+        except ModelError as exc:
+            hinted = self._with_schema_hint(exc, kwargs)
+            if hinted is exc:
+                raise
+            raise hinted from exc
 
 
 # --- request pieces ----------------------------------------------------------------------------
