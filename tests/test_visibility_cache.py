@@ -35,7 +35,7 @@ class CountingPolicy:
     def __init__(self, hidden: set[str] = frozenset(), stable: bool = True) -> None:  # type: ignore[assignment]
         self.hidden = set(hidden)
         self.asked = 0
-        self.stable_visibility = stable
+        self.memoise_visibility = stable
 
     def visible(self, t: Tool, ctx: RunContext) -> bool:
         self.asked += 1
@@ -191,6 +191,18 @@ async def test_an_unstable_engine_is_asked_every_time() -> None:
     policy.hidden.add("a")  # flips within the run: must be honoured at once
     assert names(g, ctx) == []
     assert (await run(g, "a", ctx)).error_kind == "correctable"
+
+
+async def test_a_cheap_engine_is_asked_per_call_but_lists_stay_memoised() -> None:
+    policy = CountingPolicy()
+    policy.cheap_visibility = True  # type: ignore[attr-defined]
+    g = Gate(Toolset([make("a"), make("b")]), policy=policy)
+    ctx = RunContext()
+    assert names(g, ctx) == ["a", "b"] and policy.asked == 2
+    assert names(g, ctx) == ["a", "b"] and policy.asked == 2  # list memoised
+    await run(g, "a", ctx)
+    await run(g, "a", ctx)
+    assert policy.asked == 4  # asked on each call
 
 
 # --- dialect exports: memoised per spec, a changed spec is a new export ----------------------

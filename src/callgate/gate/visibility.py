@@ -17,9 +17,12 @@ hooks (a router picks tools per turn) and toolset filters (arbitrary code over t
 Why this is safe: call-time visibility only ever narrows what runs. A memoised "hidden" keeps a
 tool refused for the run; a memoised "visible" still goes through `PolicyEngine.decide` on every
 call, with the arguments, and the toolset's own checks (enabled, tenant, role, filters) run on
-every call too. An engine whose `visible` answer may change within one run for the same identity
-(a clock, a feature flag) says so with a class attribute ``stable_visibility = False``; the gate
-then asks it every time.
+every call too. Two class attributes of an engine adjust this:
+
+- ``memoise_visibility = False``: its `visible` answer may change within one run for the same
+  identity (a clock, a feature flag), so nothing is memoised; the gate asks it every time;
+- ``cheap_visibility = True``: asking costs less than a lookup (`DefaultPolicy`, whose answer
+  is always True), so calls ask it directly; the run's tool list is still memoised.
 """
 
 from __future__ import annotations
@@ -43,11 +46,13 @@ _Key = tuple[Any, ...]
 class VisibilityMemo:
     """Per-gate memo of policy visibility and of the run's visible tool list."""
 
-    __slots__ = ("_calls", "_lists", "_policy", "_toolset")
+    __slots__ = ("_ask", "_calls", "_lists", "_memoise", "_policy", "_toolset")
 
     def __init__(self) -> None:
         self._policy: PolicyEngine | None = None
         self._toolset: Toolset | None = None
+        self._memoise = True
+        self._ask = False  # ask the engine at call time instead of looking up
         self._calls: dict[_Key, bool] = {}
         self._lists: dict[_Key, tuple[tuple[Tool, ...], tuple[ToolSpec, ...]]] = {}
 
@@ -58,16 +63,24 @@ class VisibilityMemo:
             self._lists.clear()
             self._policy = policy
             self._toolset = toolset
+            self._memoise = bool(getattr(policy, "memoise_visibility", True))
+            self._ask = not self._memoise or bool(getattr(policy, "cheap_visibility", False))
 
     def policy_sees(
         self, policy: PolicyEngine, toolset: Toolset, tool: Tool, ctx: RunContext[Any]
     ) -> bool:
-        """`policy.visible(tool, ctx)`, asked once per (run identity, tool, toolset generation)."""
-        if not getattr(policy, "stable_visibility", True):
-            return bool(policy.visible(tool, ctx))
+        """`policy.visible(tool, ctx)`, asked once per (run identity, tool, toolset generation).
+        On the hot path of every call, so the key is built inline: the `Tool` object itself
+        (hashed by identity; a replaced tool is another object, and a change bumps the
+        generation anyway) and the identity fields."""
         if policy is not self._policy or toolset is not self._toolset:
             self._current(policy, toolset)
-        key = (toolset.generation, tool.name, tool.version, *_identity(ctx))
+        if self._ask:
+            return bool(policy.visible(tool, ctx))
+        roles = ctx.roles
+        if roles.__class__ is not frozenset:
+            roles = frozenset(roles)
+        key = (toolset.generation, tool, ctx.run_id, ctx.user_id, ctx.tenant, roles)
         calls = self._calls
         hit = calls.get(key)
         if hit is None:
@@ -83,11 +96,11 @@ class VisibilityMemo:
         """The tools (and their specs) the toolset shows this run and the policy lets it see,
         in registration order. Memoised unless the toolset has filters or the engine's
         visibility is not stable."""
-        if toolset.filtered or not getattr(policy, "stable_visibility", True):
+        self._current(policy, toolset)
+        if toolset.filtered or not self._memoise:
             return _split(
                 [t for t in toolset.visible(ctx) if self.policy_sees(policy, toolset, t, ctx)]
             )
-        self._current(policy, toolset)
         key = (toolset.generation, *_identity(ctx))
         hit = self._lists.get(key)
         if hit is None:

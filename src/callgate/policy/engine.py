@@ -102,6 +102,8 @@ class DefaultPolicy:
     )
     _READ_ONLY = PolicyDecision("allow", "default:read_only")
     _OTHER = PolicyDecision("allow", "default:other")
+    #: `visible` is always True: asking costs less than the gate's memo lookup
+    cheap_visibility = True
 
     def decide(self, tool: Tool, args: dict[str, Any], ctx: RunContext) -> PolicyDecision:
         ann = tool.spec.annotations
