@@ -83,7 +83,9 @@ bench-peers: venv $(PEERS_VENV)/.installed
 # faiss, sentence-transformers) are not needed by the checker, so they are not installed
 eval-bfcl: venv
 	$(PY) -m pip install --quiet --no-deps bfcl-eval
-	$(PY) bench/bfcl_eval.py --n 40
+	$(VENV)/bin/callgate eval bfcl --category simple --category multiple --category parallel \
+	  --category parallel_multiple --category irrelevance --category live_simple \
+	  --sample 30 --seed 12 --pool-from 52 --json bench/results/bfcl_callgate_eval_sample30.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

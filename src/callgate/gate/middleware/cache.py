@@ -121,7 +121,9 @@ def _plain(value: Any) -> Any:
     """A JSON-able stand-in for an argument value json cannot encode."""
     dump = getattr(value, "model_dump", None)
     if callable(dump):
-        return dump(mode="json")
+        # python mode: sets stay sets (sorted below); the JSON mode lists them in iteration
+        # order, which for strings changes from process to process
+        return dump()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     if isinstance(value, (set, frozenset)):
