@@ -411,11 +411,16 @@ async def main() -> None:
         await run_scene(agent, seat, db, scene)
 
     print(f"\n{BOLD}━━ the audit log{RESET}")
-    report = audit.verify()
+    table = stats_table(audit, seat)
+    audit.close()  # commits what is queued and checkpoints the head
+    # verified afresh from the file, as `callgate audit verify` would: the checkpoint lets it
+    # also detect records removed from the end
+    reopened = AuditLog(open_audit_store(str(work / "audit.sqlite3")))
+    report = reopened.verify()
+    reopened.close()
     mark = f"{GREEN}✓" if report.ok else f"{RED}✗"
     print(f"  {mark} verified: {report.summary()}{RESET}")
-    print(stats_table(audit, seat))
-    audit.close()
+    print(table)
     print(f"{BOLD}demo finished in {time.perf_counter() - t_start:.1f} s{RESET}")
 
 
