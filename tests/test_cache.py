@@ -188,23 +188,30 @@ async def slow(q: str) -> str:
     return "done " + q
 
 
-async def test_thousand_identical_concurrent_calls_one_execution() -> None:
+def slow_gate() -> Gate:
     slow_runs.clear()
-    c = CacheMiddleware(ttl={"slow": 60})
-    g = make_gate(c, slow)
+    return make_gate(CacheMiddleware(ttl={"slow": 60}), slow)
+
+
+async def leader_and_follower() -> tuple[asyncio.Task[ToolResult], asyncio.Task[ToolResult]]:
+    """A leader call to `slow` in flight, and an identical follower that joined it."""
+    g = slow_gate()
+    leader = asyncio.create_task(run(g, "slow", {"q": "x"}, id="lead"))
+    await asyncio.sleep(0.05)
+    follower = asyncio.create_task(run(g, "slow", {"q": "x"}, id="follow"))
+    await asyncio.sleep(0.05)
+    return leader, follower
+
+
+async def test_thousand_identical_concurrent_calls_one_execution() -> None:
+    g = slow_gate()
     res = await asyncio.gather(*(run(g, "slow", {"q": "x"}, id=f"c{i}") for i in range(1000)))
     assert len(slow_runs) == 1
     assert all(r.content == "done x" and r.call_id == f"c{i}" for i, r in enumerate(res))
 
 
 async def test_cancelled_leader_hands_over_to_a_follower() -> None:
-    slow_runs.clear()
-    c = CacheMiddleware(ttl={"slow": 60})
-    g = make_gate(c, slow)
-    leader = asyncio.create_task(run(g, "slow", {"q": "x"}, id="lead"))
-    await asyncio.sleep(0.05)
-    follower = asyncio.create_task(run(g, "slow", {"q": "x"}, id="follow"))
-    await asyncio.sleep(0.05)
+    leader, follower = await leader_and_follower()
     leader.cancel()
     res: ToolResult = await follower
     assert res.content == "done x" and res.call_id == "follow"
@@ -214,13 +221,7 @@ async def test_cancelled_leader_hands_over_to_a_follower() -> None:
 
 
 async def test_cancelled_follower_does_not_disturb_the_flight() -> None:
-    slow_runs.clear()
-    c = CacheMiddleware(ttl={"slow": 60})
-    g = make_gate(c, slow)
-    leader = asyncio.create_task(run(g, "slow", {"q": "x"}, id="lead"))
-    await asyncio.sleep(0.05)
-    follower = asyncio.create_task(run(g, "slow", {"q": "x"}, id="follow"))
-    await asyncio.sleep(0.05)
+    leader, follower = await leader_and_follower()
     follower.cancel()
     assert (await leader).content == "done x"
     assert len(slow_runs) == 1

@@ -7,8 +7,13 @@ not spell out); they count against the approval rate like every other.
 from __future__ import annotations
 
 from .data import (
+    ALICE,
+    AMARTIN,
     BILLS,
-    CONTACTS,
+    BOB,
+    CAROL,
+    DAN,
+    PRIYA,
     bills,
     channel_log,
     channels,
@@ -22,17 +27,10 @@ from .data import (
     read,
     users,
 )
-from .harness import Scenario, act
+from .harness import Scenario, act, adder
 
 B: list[Scenario] = []
-
-
-def b(name: str, domain: str, user: str, *steps: object) -> None:
-    B.append(Scenario(name, domain, user, tuple(steps)))  # type: ignore[arg-type]
-
-
-BOB, ALICE, CAROL, DAN = (c["email"] for c in CONTACTS[:4])
-AMARTIN, PRIYA = CONTACTS[4]["email"], CONTACTS[5]["email"]
+b = adder(B)
 
 # ------------------------------------------------------------------------------------ email
 b(

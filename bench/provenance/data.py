@@ -14,6 +14,7 @@ CONTACTS = [
     {"name": "Alice Martin", "email": "amartin@vendorly.test", "phone": "+33 1 70 36 39 50"},
     {"name": "Priya Shah", "email": "priya@shahlaw.test", "phone": "+1 212 555 0175"},
 ]
+BOB, ALICE, CAROL, DAN, AMARTIN, PRIYA = (c["email"] for c in CONTACTS)
 
 FILES = [
     {"id": 13, "name": "Q3 report.pdf", "owner": "me@acme.test", "modified": "2026-06-12"},

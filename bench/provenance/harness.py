@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,15 @@ class Scenario:
     def split(self) -> str:
         """A fixed half: "dev" (used while building the check) or "holdout" (never looked at)."""
         return "dev" if zlib.crc32(self.name.encode()) % 2 == 0 else "holdout"
+
+
+def adder(into: list[Scenario]) -> Callable[..., None]:
+    """`add(name, domain, user, *steps)`: appends one scenario to `into`."""
+
+    def add(name: str, domain: str, user: str, *steps: Step) -> None:
+        into.append(Scenario(name, domain, user, steps))
+
+    return add
 
 
 def read(tool: str, args: dict[str, Any], result: Any) -> Step:

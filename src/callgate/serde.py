@@ -124,3 +124,17 @@ def context_from_dict(d: dict[str, Any], deps: Any = None) -> RunContext:
         metadata=dict(d.get("metadata", {})),
         corrections=dict(d.get("corrections", {})),
     )
+
+
+def arguments_object(arguments: str | dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as a JSON object, read leniently: what providers with object-typed
+    arguments send back (Anthropic `tool_use.input`, Gemini `functionCall.args`) and what the
+    provenance check reads from history; `{}` when they are not one (the gate has already told
+    the model its JSON was broken)."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -226,7 +226,7 @@ class AuditLog:
         """Record an approval event ("approval"), a policy decision ("policy") or anything else
         worth keeping. `data` is redacted (secret-looking keys and values) before it is stored."""
         payload = {**(self._who(ctx) if ctx else {}), **redact(jsonable(dict(data)))}
-        return self._write(kind, ctx, tool, decision, payload)
+        return self._write(kind, ctx, tool, decision, payload, safe=True)  # jsonable above
 
     def _who(self, ctx: RunContext | None) -> dict[str, Any]:
         if ctx is None:

@@ -76,7 +76,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    log = _open(args.db, must_exist=True)
+    log = _open(args.db)
     if log is None:
         return 2
     with contextlib.closing(log):
@@ -96,7 +96,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             print("error: --rating is 1 to 5, up or down", file=sys.stderr)
             return 2
         rating = int(rating_text)
-    log = _open(args.db, must_exist=True)
+    log = _open(args.db)
     if log is None:
         return 2
     with contextlib.closing(log):
@@ -114,12 +114,12 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(db: str | None, *, must_exist: bool) -> AuditLog | None:
+def _open(db: str | None) -> AuditLog | None:
     if not db:
         print(f"error: give --db PATH_OR_DSN (or set ${ENV_DB})", file=sys.stderr)
         return None
     try:
-        return AuditLog.open(db, must_exist=must_exist)
+        return AuditLog.open(db, must_exist=True)
     except Exception as e:  # noqa: BLE001 - any failure to open is a clear message
         print(f"error: cannot open audit log {db!r}: {e}", file=sys.stderr)
         return None

@@ -297,12 +297,13 @@ class Gate:
         """Resolve ▸ validate ▸ decide. Returns the invocation to approve and run, or the
         outcome of the stage that ended the call."""
         tool, note = self.toolset.resolve(call.name, ctx)
+        hooks = self._visible_hooks
         if (
             tool is None
             or note is not None
             # `_sees`, inlined for the common case; memoised per run (see `_visibility`)
             or not self._visibility.policy_sees(self.policy, self.toolset, tool, ctx)
-            or (self._visible_hooks and not self._sees(tool, ctx))
+            or (hooks and not all(visible(tool, ctx) for visible in hooks))
         ):
             return self._unresolved(call, ctx, t0, tool, note, dry)
         raw = call.arguments

@@ -10,7 +10,7 @@ from typing import Any
 
 from callgate.messages import StopReason, Usage
 
-__all__ = ["arguments_object", "ensure_text", "make_usage", "map_stop_reason"]
+__all__ = ["ensure_text", "make_usage", "map_stop_reason"]
 
 
 def map_stop_reason(
@@ -48,19 +48,6 @@ def make_usage(
         cache_read_tokens=_as_int(cache_read_tokens),
         requests=1,
     )
-
-
-def arguments_object(arguments: str | dict[str, Any]) -> dict[str, Any]:
-    """A call's arguments as the JSON object providers with object-typed arguments need
-    (Anthropic `tool_use.input`, Gemini `functionCall.args`); `{}` when they are not one (the
-    gate has already told the model its JSON was broken)."""
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        value = json.loads(arguments)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def ensure_text(value: Any) -> str:

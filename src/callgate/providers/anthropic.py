@@ -36,7 +36,6 @@ from callgate.errors import ModelError
 from callgate.messages import Message, StopReason, ToolCall, ToolResult, Usage
 from callgate.models import ModelRequest, ModelResponse, ModelStreamEvent, normalise_request
 from callgate.providers._base import ProviderModel
-from callgate.providers._common import arguments_object as decode_arguments
 from callgate.providers._common import make_usage, map_stop_reason
 from callgate.providers._retry import (
     ProviderFailure,
@@ -45,6 +44,7 @@ from callgate.providers._retry import (
     classify_exception,
     is_retryable_status,
 )
+from callgate.serde import arguments_object as decode_arguments
 
 try:
     import anthropic

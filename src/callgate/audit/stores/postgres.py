@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from callgate._storage import StoreNotFoundError, pg_table_exists
+from callgate._storage import StoreNotFoundError, pg_prepare_table, pg_table_exists
 from callgate.audit.stores._sql import SqlAuditStore, schema
 
 T = TypeVar("T")
@@ -60,10 +60,13 @@ class PgAuditStore(SqlAuditStore):
             self._conn.close()
             raise StoreNotFoundError(f"the database has no audit table {table!r}")
         if not must_exist:
-            with self._lock, self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key,))
-                for stmt in schema(table, postgres=True):
-                    self._conn.execute(stmt)
+            pg_prepare_table(
+                self._conn,
+                table,
+                schema(table, postgres=True),
+                lock_key=self.lock_key,
+                must_exist=False,
+            )
         self._has_checkpoints = pg_table_exists(self._conn, self.checkpoints_table)
 
     def _live(self) -> None:

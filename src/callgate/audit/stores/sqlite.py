@@ -10,17 +10,13 @@ record or nothing.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from callgate._storage import StoreNotFoundError, connect_sqlite, sqlite_table_exists
-from callgate.audit.stores._sql import (
-    SqlAuditStore,
-    schema,
-)
+from callgate._storage import open_sqlite_store, sqlite_table_exists
+from callgate.audit.stores._sql import SqlAuditStore, schema
 
 T = TypeVar("T")
 
@@ -48,17 +44,16 @@ class SqliteAuditStore(SqlAuditStore):
         self._ph = "?"
         self.checkpoint_every = checkpoint_every
         self.checkpoint_key = checkpoint_key
-        self._conn = connect_sqlite(self.path, timeout_s=timeout_s, must_exist=must_exist)
+        self._conn = open_sqlite_store(
+            self.path,
+            table=self.table,
+            schema=";\n".join(schema(self.table, postgres=False)),
+            holds="audit log",
+            timeout_s=timeout_s,
+            must_exist=must_exist,
+        )
         self._lock = threading.Lock()
         self._dirty = False
-        try:
-            if not must_exist:
-                self._conn.executescript(";\n".join(schema(self.table, postgres=False)))
-            elif not sqlite_table_exists(self._conn, "audit_log"):
-                raise StoreNotFoundError(f"{self.path!r} holds no audit log")
-        except (sqlite3.DatabaseError, StoreNotFoundError):
-            self._conn.close()
-            raise
         self._has_checkpoints = sqlite_table_exists(self._conn, self.checkpoints_table)
 
     def _exclusive(self, step: Callable[[], T]) -> T:

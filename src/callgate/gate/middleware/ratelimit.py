@@ -161,9 +161,6 @@ class MemoryRateLimitBackend:
         self._lock = threading.Lock()
 
     async def acquire(self, checks: Sequence[Check], token: str) -> Verdict:
-        return self.acquire_sync(checks, token)
-
-    def acquire_sync(self, checks: Sequence[Check], token: str) -> Verdict:
         with self._lock:
             now = self.clock()
             slots = [self._slots.setdefault(c.key, _Slot()) for c in checks]
@@ -206,12 +203,14 @@ class RateLimiter:
         self.limits = tuple(limits)
         self.backend: RateLimitBackend = backend or MemoryRateLimitBackend()
         self.prefix = prefix
+        # each limit with the start of its keys, built once rather than on every call
+        self._keyed = tuple((lim, f"{prefix}{lim.ident}|") for lim in self.limits)
 
     def checks_for(self, inv: Invocation) -> list[tuple[Limit, Check]]:
         tool = inv.tool.name
         ctx = inv.ctx
         out = []
-        for lim in self.limits:
+        for lim, head in self._keyed:
             if not lim.applies_to(tool):
                 continue
             if lim.by == "user":
@@ -221,7 +220,7 @@ class RateLimiter:
             else:
                 who = "all"
             what = tool if lim.per_tool else ""
-            key = f"{self.prefix}{lim.ident}|{who}|{what}"
+            key = f"{head}{who}|{what}"
             out.append((lim, Check(key, lim.calls, lim.per, lim.concurrency, lim.lease_s)))
         return out
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from callgate.gate.protocols import (
     TurnRecord,
 )
 from callgate.messages import Message, ToolResult
+from callgate.serde import arguments_object
 from callgate.tools.definition import Tool
 from callgate.tools.provenance import ProvenanceSink, ProvenanceSource
 
@@ -255,7 +255,7 @@ class ProvenanceCheck:
             tool = self.tools.get(res.name) or (current if current.name == res.name else None)
             if call is None or tool is None:
                 continue
-            args = _call_args(call.arguments)
+            args = arguments_object(call.arguments)
             for param, sink in tool.annotations.provenance_sinks.items():
                 for _, value in _leaves(param, args.get(param)):
                     detail = f"approved ({res.approval_id}) for {tool.name} earlier in this run"
@@ -331,16 +331,6 @@ def _leaves(path: str, value: Any) -> list[tuple[str, str]]:
     if isinstance(value, Mapping):
         return [leaf for k, v in value.items() for leaf in _leaves(f"{path}.{k}", v)]
     return [(path, str(value))]
-
-
-def _call_args(raw: str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
 
 
 def _trusted_texts(inv: Invocation) -> list[str]:
